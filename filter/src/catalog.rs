@@ -1,0 +1,216 @@
+//! The metric catalog: every metric name, type, help text and label key, spelled once.
+//!
+//! The filter, the Envoy stats tags, the host's exporter and the dashboard tests all read
+//! this table; nothing else in the project may spell a metric name or a label key.
+
+/// Label keys. `LE` is the bucket bound of a histogram series.
+pub mod label {
+    pub const SERVICE: &str = "service";
+    pub const ENV: &str = "env";
+    pub const METHOD: &str = "method";
+    pub const ROUTE: &str = "route";
+    pub const STATUS: &str = "status";
+    pub const PROVIDER: &str = "provider";
+    pub const MODEL: &str = "model";
+    pub const TABLE: &str = "table";
+    pub const ENDPOINT: &str = "endpoint";
+    pub const LE: &str = "le";
+
+    /// Every label key a series can carry, the order in which they are encoded in a stat name.
+    pub const ALL: [&str; 10] = [
+        SERVICE, ENV, METHOD, ROUTE, STATUS, PROVIDER, MODEL, TABLE, ENDPOINT, LE,
+    ];
+}
+
+/// Suffixes of the series a histogram is exported as (Prometheus conventions).
+pub const BUCKET_SUFFIX: &str = "_bucket";
+pub const COUNT_SUFFIX: &str = "_count";
+pub const SUM_SUFFIX: &str = "_sum";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    /// Observations in seconds, with bucket bounds from the configuration.
+    Histogram,
+}
+
+impl MetricKind {
+    /// The `# TYPE` word of the Prometheus text format.
+    pub fn prometheus_type(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// The metrics of the Prompter dashboard, as the in-app module defined them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    RequestsTotal,
+    RequestSeconds,
+    ProbeAttempts,
+    ProbeFailures,
+    EnsureVersionSeconds,
+    ResultsInsert,
+    FingerprintPresent,
+    RedisUp,
+    UniqueViolations,
+    RateLimitHits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    pub help: &'static str,
+    /// Label keys in the order the filter supplies values (service and env first).
+    pub labels: &'static [&'static str],
+}
+
+use label::*;
+
+impl Metric {
+    pub const ALL: [Metric; 10] = [
+        Metric::RequestsTotal,
+        Metric::RequestSeconds,
+        Metric::ProbeAttempts,
+        Metric::ProbeFailures,
+        Metric::EnsureVersionSeconds,
+        Metric::ResultsInsert,
+        Metric::FingerprintPresent,
+        Metric::RedisUp,
+        Metric::UniqueViolations,
+        Metric::RateLimitHits,
+    ];
+
+    pub const fn def(self) -> &'static MetricDef {
+        match self {
+            Metric::RequestsTotal => &MetricDef {
+                name: "starlette_requests_total",
+                kind: MetricKind::Counter,
+                help: "Total HTTP requests",
+                labels: &[SERVICE, ENV, METHOD, ROUTE, STATUS],
+            },
+            Metric::RequestSeconds => &MetricDef {
+                name: "starlette_requests_processing_seconds",
+                kind: MetricKind::Histogram,
+                help: "HTTP request processing time in seconds",
+                labels: &[SERVICE, ENV, METHOD, ROUTE],
+            },
+            Metric::ProbeAttempts => &MetricDef {
+                name: "prompter_probe_attempts_total",
+                kind: MetricKind::Counter,
+                help: "Provider probe attempts",
+                labels: &[SERVICE, ENV, PROVIDER, MODEL],
+            },
+            Metric::ProbeFailures => &MetricDef {
+                name: "prompter_probe_failures_total",
+                kind: MetricKind::Counter,
+                help: "Provider probe failures",
+                labels: &[SERVICE, ENV, PROVIDER, MODEL],
+            },
+            Metric::EnsureVersionSeconds => &MetricDef {
+                name: "prompter_ensure_version_seconds",
+                kind: MetricKind::Histogram,
+                help: "Ensure-version latency in seconds",
+                labels: &[SERVICE, ENV, PROVIDER],
+            },
+            Metric::ResultsInsert => &MetricDef {
+                name: "prompter_prompt_results_insert_total",
+                kind: MetricKind::Counter,
+                help: "Prompt results inserted",
+                labels: &[SERVICE, ENV],
+            },
+            Metric::FingerprintPresent => &MetricDef {
+                name: "prompter_openai_fingerprint_present_total",
+                kind: MetricKind::Counter,
+                help: "Results with an OpenAI system_fingerprint",
+                labels: &[SERVICE, ENV],
+            },
+            Metric::RedisUp => &MetricDef {
+                name: "prompter_redis_up",
+                kind: MetricKind::Gauge,
+                help: "Redis availability (1 up, 0 down)",
+                labels: &[SERVICE, ENV],
+            },
+            Metric::UniqueViolations => &MetricDef {
+                name: "prompter_db_unique_violation_total",
+                kind: MetricKind::Counter,
+                help: "Database unique constraint violations",
+                labels: &[SERVICE, ENV, TABLE],
+            },
+            Metric::RateLimitHits => &MetricDef {
+                name: "prompter_rate_limit_hit_total",
+                kind: MetricKind::Counter,
+                help: "Rate limit violations",
+                labels: &[SERVICE, ENV, ENDPOINT],
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    pub fn kind(self) -> MetricKind {
+        self.def().kind
+    }
+}
+
+/// The Python client's default histogram buckets, in seconds (`+Inf` is implied).
+pub const DEFAULT_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The `le` value of the last bucket.
+pub const INF_BOUND: &str = "+Inf";
+
+/// Formats a bucket bound the way the Python client does (`1.0`, `0.005`, `10.0`), so that
+/// `le` label values match series the in-app module would have written.
+pub fn format_bound(bound: f64) -> String {
+    if bound.is_infinite() && bound > 0.0 {
+        INF_BOUND.to_string()
+    } else {
+        format!("{bound:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_follow_prometheus_conventions() {
+        let mut seen = HashSet::new();
+        for metric in Metric::ALL {
+            let def = metric.def();
+            assert!(seen.insert(def.name), "{} twice", def.name);
+            assert!(def
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+            match def.kind {
+                MetricKind::Counter => assert!(def.name.ends_with("_total"), "{}", def.name),
+                MetricKind::Histogram => assert!(def.name.ends_with("_seconds"), "{}", def.name),
+                MetricKind::Gauge => {}
+            }
+            assert_eq!(&def.labels[..2], &[SERVICE, ENV], "{}", def.name);
+            assert!(!def.labels.contains(&LE));
+            assert!(def.labels.iter().all(|l| label::ALL.contains(l)));
+        }
+    }
+
+    #[test]
+    fn bounds_print_like_the_python_client() {
+        let printed: Vec<String> = DEFAULT_BUCKETS.iter().map(|b| format_bound(*b)).collect();
+        assert_eq!(
+            printed.join(","),
+            "0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1.0,2.5,5.0,7.5,10.0"
+        );
+        assert_eq!(format_bound(f64::INFINITY), "+Inf");
+    }
+}

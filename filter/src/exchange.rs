@@ -1,0 +1,215 @@
+//! One request/response exchange seen from the proxy, turned into metric events.
+//!
+//! The proxy-wasm glue (or a test) feeds it what passes by: request line, body chunks,
+//! status, response body chunks. It keeps no body, only the few top-level JSON fields the
+//! metrics need, and only on the routes that need them.
+
+use crate::catalog::Metric;
+use crate::config::{Config, FIELD_FINGERPRINT, FIELD_MODEL, FIELD_PROVIDER, FIELD_REDIS};
+use crate::events::{Event, Series};
+use crate::labels::{self, ModelLabels, OTHER};
+use crate::routes::{RouteId, UNMATCHED};
+use crate::scanner::{FieldValue, JsonFieldScanner};
+
+/// What a route means for the metrics beyond the request counter and latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Probe,
+    Run,
+    Health,
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    method: &'static str,
+    route: Option<RouteId>,
+    role: Role,
+    started_nanos: u64,
+    status: Option<u16>,
+    request: Option<JsonFieldScanner>,
+    response: Option<JsonFieldScanner>,
+}
+
+impl Exchange {
+    /// Starts an exchange from the request's `:method` and `:path`; `now_nanos` is the clock.
+    pub fn start(config: &Config, method: Option<&str>, path: Option<&str>, now_nanos: u64) -> Self {
+        let method = method.map_or(OTHER, labels::method);
+        let path = path.unwrap_or_default();
+        let route = config.routes.find(path);
+        let is = |endpoint: &crate::config::Endpoint| route == Some(endpoint.route) && method == endpoint.method;
+        let role = if is(&config.probe) {
+            Role::Probe
+        } else if is(&config.run) {
+            Role::Run
+        } else if path.split(['?', '#']).next() == Some(config.health.path.as_str()) {
+            Role::Health
+        } else {
+            Role::Plain
+        };
+        let scans_request = matches!(role, Role::Probe | Role::Run);
+        Exchange {
+            method,
+            route,
+            role,
+            started_nanos: now_nanos,
+            status: None,
+            request: scans_request.then(JsonFieldScanner::new),
+            response: None,
+        }
+    }
+
+    /// True when the request body carries fields the metrics need.
+    pub fn wants_request_body(&self) -> bool {
+        self.request.is_some()
+    }
+
+    pub fn request_body(&mut self, config: &Config, chunk: &[u8]) {
+        if let Some(scanner) = &mut self.request {
+            scanner.feed(&config.fields.request, chunk);
+        }
+    }
+
+    /// Records the response status (`:status`, possibly missing or odd).
+    pub fn response_headers(&mut self, status: Option<&str>) {
+        self.status = labels::status(status);
+        let scans_response = match self.role {
+            Role::Probe | Role::Run => true,
+            Role::Health => true,
+            Role::Plain => false,
+        };
+        self.response = scans_response.then(JsonFieldScanner::new);
+    }
+
+    /// Status from another source (e.g. Envoy's `response.code` when no headers were seen).
+    pub fn status_if_unknown(&mut self, status: Option<u16>) {
+        if self.status.is_none() {
+            self.status = status.filter(|s| (100..=599).contains(s));
+        }
+    }
+
+    /// True when the response body carries fields the metrics need.
+    pub fn wants_response_body(&self) -> bool {
+        self.response.is_some()
+    }
+
+    pub fn response_body(&mut self, config: &Config, chunk: &[u8]) {
+        if let Some(scanner) = &mut self.response {
+            let fields = if self.role == Role::Health {
+                &config.fields.health
+            } else {
+                &config.fields.response
+            };
+            scanner.feed(fields, chunk);
+        }
+    }
+
+    /// Ends the exchange: every event it produces goes to `emit`.
+    pub fn finish(&self, config: &Config, models: &mut ModelLabels, now_nanos: u64, emit: &mut impl FnMut(Event<'_>)) {
+        let seconds = now_nanos.saturating_sub(self.started_nanos) as f64 / 1e9;
+        let route = self.route.map_or(UNMATCHED, |id| config.routes.template(id));
+        let status_text = self.status.map(|s| s.to_string());
+        let status = status_text.as_deref().unwrap_or(labels::NO_STATUS);
+        let (service, env) = (config.service.as_str(), config.env.as_str());
+        let class = self.status.map(|s| s / 100);
+
+        emit(Event::Count(Series {
+            metric: Metric::RequestsTotal,
+            values: &[service, env, self.method, route, status],
+        }));
+        emit(Event::Observe(
+            Series {
+                metric: Metric::RequestSeconds,
+                values: &[service, env, self.method, route],
+            },
+            seconds,
+        ));
+
+        match self.role {
+            // A 4xx never reached the provider; no response at all counts as a failed probe.
+            Role::Probe if matches!(class, None | Some(2) | Some(5)) => {
+                let provider = match self.field(FIELD_PROVIDER) {
+                    Some(FieldValue::TooLong) => OTHER,
+                    value => ModelLabels::provider(&config.providers, value.and_then(FieldValue::as_str)),
+                };
+                let model = match self.field(FIELD_MODEL) {
+                    Some(FieldValue::TooLong) => OTHER.to_string(),
+                    value => models.model(&config.models, provider, value.and_then(FieldValue::as_str)),
+                };
+                let values = [service, env, provider, model.as_str()];
+                emit(Event::Count(Series { metric: Metric::ProbeAttempts, values: &values }));
+                if class != Some(2) {
+                    emit(Event::Count(Series { metric: Metric::ProbeFailures, values: &values }));
+                }
+                emit(Event::Observe(
+                    Series { metric: Metric::EnsureVersionSeconds, values: &[service, env, provider] },
+                    seconds,
+                ));
+            }
+            Role::Run if class == Some(2) => {
+                emit(Event::Count(Series { metric: Metric::ResultsInsert, values: &[service, env] }));
+                let provider = self.string_field(FIELD_PROVIDER);
+                let fingerprint = self.response_field(FIELD_FINGERPRINT);
+                let has_fingerprint = match fingerprint {
+                    FieldValue::Str(s) => !s.as_str().is_empty(),
+                    FieldValue::TooLong => true,
+                    _ => false,
+                };
+                if has_fingerprint && provider == Some(config.fingerprint_provider.as_str()) {
+                    emit(Event::Count(Series { metric: Metric::FingerprintPresent, values: &[service, env] }));
+                }
+            }
+            Role::Health => {
+                if let Some(up) = self.response_field(FIELD_REDIS).as_bool() {
+                    emit(Event::Set(Series { metric: Metric::RedisUp, values: &[service, env] }, u64::from(up)));
+                }
+            }
+            _ => {}
+        }
+
+        if let (Some(409), Some(id)) = (self.status, self.route) {
+            if let Some(table) = config.unique_table(self.method, id) {
+                emit(Event::Count(Series {
+                    metric: Metric::UniqueViolations,
+                    values: &[service, env, table],
+                }));
+            }
+        }
+        if self.status == Some(429) {
+            emit(Event::Count(Series { metric: Metric::RateLimitHits, values: &[service, env, route] }));
+        }
+    }
+
+    fn response_field(&self, index: usize) -> &FieldValue {
+        const ABSENT: FieldValue = FieldValue::Absent;
+        self.response.as_ref().map_or(&ABSENT, |s| s.field(index))
+    }
+
+    /// A field from the request body, else from the response body (`None` when neither has it).
+    fn field(&self, index: usize) -> Option<&FieldValue> {
+        let from_request = self.request.as_ref().map(|s| s.field(index));
+        [from_request, Some(self.response_field(index))]
+            .into_iter()
+            .flatten()
+            .find(|v| matches!(v, FieldValue::Str(_) | FieldValue::TooLong))
+    }
+
+    fn string_field(&self, index: usize) -> Option<&str> {
+        self.field(index).and_then(FieldValue::as_str)
+    }
+}
+
+/// The `prompter_redis_up` value from a polled health check: the body's `redis` field, and
+/// 0 when the check got no answer or an answer without it.
+pub fn health_poll_value(config: &Config, body: Option<&[u8]>) -> u64 {
+    let Some(body) = body else { return 0 };
+    let mut scanner = JsonFieldScanner::new();
+    scanner.feed(&config.fields.health, body);
+    u64::from(scanner.field(FIELD_REDIS).as_bool() == Some(true))
+}
+
+/// Emits the `prompter_redis_up` gauge for a polled health check.
+pub fn emit_redis_up(config: &Config, value: u64, emit: &mut impl FnMut(Event<'_>)) {
+    let values = [config.service.as_str(), config.env.as_str()];
+    emit(Event::Set(Series { metric: Metric::RedisUp, values: &values }, value));
+}

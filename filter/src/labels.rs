@@ -1,0 +1,146 @@
+//! Label values that stay bounded and can never break the stat-name encoding.
+//!
+//! Everything that comes from traffic (methods, statuses, providers, model ids) passes
+//! through here before it becomes part of a stat name.
+
+use std::collections::{HashMap, HashSet};
+
+/// Value for a provider outside the allow-list, or a model beyond the per-provider budget.
+pub const OTHER: &str = "other";
+/// Value when neither the request nor the response said which provider or model.
+pub const UNKNOWN: &str = "unknown";
+/// `status` of an exchange that never got a response status (reset, timeout before headers).
+pub const NO_STATUS: &str = "0";
+
+/// True for the bytes a label value may keep as they are. `=` and `;` are never among them,
+/// so a value cannot close its tag or open another one.
+pub fn is_label_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'/' | b'{' | b'}' | b'+')
+}
+
+/// Replaces every byte outside [`is_label_byte`] with `_` and cuts the value at `max_len`
+/// bytes. Works on bytes, so any input (invalid UTF-8 included) gives an ASCII value.
+pub fn sanitize(raw: &[u8], max_len: usize) -> String {
+    raw.iter()
+        .take(max_len)
+        .map(|&b| if is_label_byte(b) { b as char } else { '_' })
+        .collect()
+}
+
+/// True when `value` could be written into a stat name as is.
+pub fn is_clean(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(is_label_byte)
+}
+
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// The request method as a label: one of the standard methods, else `other`.
+pub fn method(raw: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(raw))
+        .copied()
+        .unwrap_or(OTHER)
+}
+
+/// A response status as a label: a three-digit code from 100 to 599, else `0`.
+pub fn status(raw: Option<&str>) -> Option<u16> {
+    let raw = raw?.trim();
+    if raw.len() != 3 {
+        return None;
+    }
+    raw.parse::<u16>().ok().filter(|s| (100..=599).contains(s))
+}
+
+/// Bounds on the provider and model label values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelBounds {
+    pub max_length: usize,
+    pub max_per_provider: usize,
+}
+
+/// Keeps the provider and model labels bounded: providers outside the allow-list become
+/// `other`, model ids are sanitized and cut, and each provider keeps at most
+/// `max_per_provider` distinct models (later ones become `other`).
+#[derive(Debug, Default)]
+pub struct ModelLabels {
+    seen: HashMap<String, HashSet<String>>,
+}
+
+impl ModelLabels {
+    /// The provider label: the configured name it matches (case-insensitively), else `other`,
+    /// or `unknown` when the exchange carried none.
+    pub fn provider<'p>(providers: &'p [String], raw: Option<&str>) -> &'p str {
+        match raw {
+            None => UNKNOWN,
+            Some(raw) => providers
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(raw.trim()))
+                .map(String::as_str)
+                .unwrap_or(OTHER),
+        }
+    }
+
+    /// The model label for `provider`, counting it against the provider's budget.
+    pub fn model(&mut self, bounds: &ModelBounds, provider: &str, raw: Option<&str>) -> String {
+        let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+            return UNKNOWN.to_string();
+        };
+        let model = sanitize(raw.as_bytes(), bounds.max_length);
+        let known = self.seen.entry(provider.to_string()).or_default();
+        if known.contains(&model) {
+            return model;
+        }
+        if known.len() >= bounds.max_per_provider {
+            return OTHER.to_string();
+        }
+        known.insert(model.clone());
+        model
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_values_cannot_carry_a_tag() {
+        let value = sanitize(b"x;.;env=.=prod;.;", 64);
+        assert_eq!(value, "x_._env_._prod_._");
+        assert!(is_clean(&value));
+        assert_eq!(sanitize("é\"\n\0 ".as_bytes(), 64), "______");
+        assert_eq!(sanitize(b"abcdef", 3), "abc");
+    }
+
+    #[test]
+    fn methods_and_statuses_are_bounded() {
+        assert_eq!(method("post"), "POST");
+        assert_eq!(method("BREW"), OTHER);
+        assert_eq!(status(Some("201")), Some(201));
+        for odd in [Some("2000"), Some("abc"), Some(""), Some("099"), Some("600"), None] {
+            assert_eq!(status(odd), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn providers_and_models_are_bounded() {
+        let providers = vec!["openai".to_string(), "google".to_string()];
+        assert_eq!(ModelLabels::provider(&providers, Some("OpenAI")), "openai");
+        assert_eq!(ModelLabels::provider(&providers, Some("mistral")), OTHER);
+        assert_eq!(ModelLabels::provider(&providers, None), UNKNOWN);
+
+        let bounds = ModelBounds {
+            max_length: 8,
+            max_per_provider: 2,
+        };
+        let mut models = ModelLabels::default();
+        assert_eq!(models.model(&bounds, "openai", Some("gpt-4o-2024")), "gpt-4o-2");
+        assert_eq!(models.model(&bounds, "openai", Some("o1")), "o1");
+        assert_eq!(models.model(&bounds, "openai", Some("o3")), OTHER);
+        assert_eq!(models.model(&bounds, "openai", Some("o1")), "o1");
+        assert_eq!(models.model(&bounds, "google", Some("o3")), "o3");
+        assert_eq!(models.model(&bounds, "google", None), UNKNOWN);
+    }
+}

@@ -1,0 +1,18 @@
+//! Prompter metrics from traffic: a proxy-wasm HTTP filter that reads the Prompter API's
+//! routes, statuses and JSON bodies as they stream past and emits the Prometheus metrics the
+//! Prompter dashboard expects.
+//!
+//! Everything but the `wasm` module is plain Rust, compiled and tested natively; the `wasm`
+//! module is the thin proxy-wasm layer that feeds it.
+
+pub mod catalog;
+pub mod config;
+pub mod events;
+pub mod exchange;
+pub mod labels;
+pub mod routes;
+pub mod scanner;
+pub mod stat_name;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;

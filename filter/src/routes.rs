@@ -1,0 +1,193 @@
+//! Route templating: a request path becomes the route template it matches (FastAPI style,
+//! `{name}` = exactly one non-empty segment), never the raw path.
+
+/// The `route` label of a path that matches no template.
+pub const UNMATCHED: &str = "unmatched";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Template {
+    text: String,
+    segments: Vec<Segment>,
+    literals: usize,
+}
+
+/// A route matched by [`RouteTable::find`]: its index in the table (stable, usable as a key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(pub usize);
+
+/// The route templates, parsed once from configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteTable {
+    templates: Vec<Template>,
+}
+
+impl RouteTable {
+    /// Parses templates; `Err` names the template and what is wrong with it.
+    pub fn new<S: AsRef<str>>(templates: &[S]) -> Result<Self, String> {
+        let mut parsed: Vec<Template> = Vec::with_capacity(templates.len());
+        for text in templates {
+            let text = text.as_ref();
+            let template = parse_template(text)?;
+            if parsed.iter().any(|t| t.segments == template.segments) {
+                return Err(format!("`{text}` is listed twice"));
+            }
+            parsed.push(template);
+        }
+        Ok(RouteTable { templates: parsed })
+    }
+
+    pub fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty()
+    }
+
+    /// The template text of a route.
+    pub fn template(&self, id: RouteId) -> &str {
+        &self.templates[id.0].text
+    }
+
+    /// The id of a template text, if the table has it.
+    pub fn id_of(&self, template: &str) -> Option<RouteId> {
+        self.templates
+            .iter()
+            .position(|t| t.text == template)
+            .map(RouteId)
+    }
+
+    /// The template matching `path` (query string and fragment ignored). When several match,
+    /// the one with the most literal segments wins (`/a/search` before `/a/{id}`).
+    pub fn find(&self, path: &str) -> Option<RouteId> {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let mut best: Option<(usize, usize)> = None;
+        for (index, template) in self.templates.iter().enumerate() {
+            if matches(template, path) && best.is_none_or(|(_, lits)| template.literals > lits) {
+                best = Some((index, template.literals));
+            }
+        }
+        best.map(|(index, _)| RouteId(index))
+    }
+
+    /// The `route` label for `path`.
+    pub fn label(&self, path: &str) -> &str {
+        self.find(path).map_or(UNMATCHED, |id| self.template(id))
+    }
+}
+
+fn parse_template(text: &str) -> Result<Template, String> {
+    let Some(rest) = text.strip_prefix('/') else {
+        return Err(format!("`{text}` must start with `/`"));
+    };
+    if !crate::labels::is_clean(text) {
+        return Err(format!(
+            "`{text}` has characters a label value cannot carry (allowed: letters, digits, `_-.:/{{}}+`)"
+        ));
+    }
+    let mut segments = Vec::new();
+    for segment in rest.split('/') {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if name.is_empty() || name.contains(['{', '}']) {
+                return Err(format!("`{text}` has a malformed parameter `{segment}`"));
+            }
+            segments.push(Segment::Param);
+        } else if segment.contains(['{', '}']) {
+            return Err(format!(
+                "`{text}`: a parameter must be a whole segment, not `{segment}`"
+            ));
+        } else {
+            segments.push(Segment::Literal(segment.to_string()));
+        }
+    }
+    let literals = segments
+        .iter()
+        .filter(|s| matches!(s, Segment::Literal(_)))
+        .count();
+    Ok(Template {
+        text: text.to_string(),
+        segments,
+        literals,
+    })
+}
+
+fn matches(template: &Template, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let mut parts = rest.split('/');
+    for segment in &template.segments {
+        match (segment, parts.next()) {
+            (Segment::Literal(lit), Some(part)) if lit == part => {}
+            (Segment::Param, Some(part)) if !part.is_empty() => {}
+            _ => return false,
+        }
+    }
+    parts.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RouteTable {
+        RouteTable::new(&[
+            "/api/prompt-templates",
+            "/api/prompt-templates/{template_id}",
+            "/api/prompt-templates/{template_id}/ensure-version",
+            "/api/prompt-templates/{template_id}/run",
+            "/api/prompt-templates/search",
+            "/healthz",
+            "/",
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn paths_become_templates() {
+        let t = table();
+        assert_eq!(t.label("/api/prompt-templates"), "/api/prompt-templates");
+        assert_eq!(
+            t.label("/api/prompt-templates/t-1?x=1"),
+            "/api/prompt-templates/{template_id}"
+        );
+        assert_eq!(
+            t.label("/api/prompt-templates/t-1/run#frag"),
+            "/api/prompt-templates/{template_id}/run"
+        );
+        assert_eq!(t.label("/api/prompt-templates/search"), "/api/prompt-templates/search");
+        assert_eq!(t.label("/healthz?probe=1"), "/healthz");
+        assert_eq!(t.label("/"), "/");
+    }
+
+    #[test]
+    fn anything_else_is_unmatched() {
+        let t = table();
+        for path in [
+            "/api/prompt-templates//run",
+            "/api/prompt-templates/t-1/run/extra",
+            "/healthz/",
+            "/nope",
+            "",
+            "*",
+            "api/prompt-templates",
+        ] {
+            assert_eq!(t.label(path), UNMATCHED, "{path}");
+        }
+    }
+
+    #[test]
+    fn bad_templates_are_refused_with_the_reason() {
+        assert!(RouteTable::new(&["healthz"]).unwrap_err().contains("start with"));
+        assert!(RouteTable::new(&["/a/{}"]).unwrap_err().contains("malformed"));
+        assert!(RouteTable::new(&["/a/x{id}"]).unwrap_err().contains("whole segment"));
+        assert!(RouteTable::new(&["/a;b"]).unwrap_err().contains("characters"));
+        assert!(RouteTable::new(&["/a/{x}", "/a/{y}"]).unwrap_err().contains("twice"));
+    }
+}

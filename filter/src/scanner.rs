@@ -1,0 +1,919 @@
+//! Streaming scanner that pulls a few top-level fields out of a JSON object as it streams past.
+//!
+//! Bodies arrive in chunks of any size and are never buffered: the scanner is a byte-level state
+//! machine whose whole state (including the one string value being captured) lives in a
+//! fixed-size struct, so a chunk boundary can fall anywhere (inside a key, an escape, `true`...).
+//! Only top-level keys are matched. Nested containers are skipped by counting brackets on a fixed
+//! bit-stack, and strings nobody asked for are skipped with `memchr2`, so a multi-megabyte value
+//! costs little more than a memory scan.
+
+use core::fmt;
+use memchr::memchr2;
+
+/// Most fields one scanner tracks.
+pub const MAX_FIELDS: usize = 4;
+/// Longest string value kept, in bytes (UTF-8). Longer strings are reported as `FieldValue::TooLong`.
+pub const MAX_VALUE_LEN: usize = 128;
+
+/// Deepest nesting inside a top-level value; deeper documents are rejected so the bracket stack
+/// can stay a fixed array instead of growing on the heap.
+const MAX_DEPTH: usize = 256;
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+static ABSENT: FieldValue = FieldValue::Absent;
+
+/// The keys to look for, built once (from configuration) and shared read-only by every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSet {
+    keys: Vec<String>,
+}
+
+impl FieldSet {
+    /// Returns a reason instead of panicking, since keys come from operator configuration.
+    pub fn new(keys: &[&str]) -> Result<Self, String> {
+        if keys.len() > MAX_FIELDS {
+            return Err(format!(
+                "at most {MAX_FIELDS} fields can be extracted, got {}",
+                keys.len()
+            ));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if key.is_empty() {
+                return Err("field names must not be empty".to_string());
+            }
+            if key.len() > MAX_VALUE_LEN {
+                return Err(format!(
+                    "field name {key:?} is longer than {MAX_VALUE_LEN} bytes"
+                ));
+            }
+            if keys.iter().take(i).any(|k| k == key) {
+                return Err(format!("field name {key:?} is listed twice"));
+            }
+        }
+        Ok(Self {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn find(&self, decoded_key: &[u8]) -> Option<u8> {
+        let index = self.keys.iter().position(|k| k.as_bytes() == decoded_key)?;
+        u8::try_from(index).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// Key not seen at top level.
+    Absent,
+    /// Decoded string value, at most `MAX_VALUE_LEN` bytes.
+    Str(InlineStr),
+    /// A string longer than `MAX_VALUE_LEN` bytes (decoded).
+    TooLong,
+    Bool(bool),
+    Null,
+    /// Number, object or array.
+    Other,
+}
+
+impl FieldValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            FieldValue::Str(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            FieldValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+/// Fixed-capacity string stored inline (no heap).
+///
+/// Invariant: `bytes[..len]` is valid UTF-8 and the tail is zeroed, so the derived `PartialEq`
+/// compares contents only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InlineStr {
+    bytes: [u8; MAX_VALUE_LEN],
+    len: u8,
+}
+
+impl InlineStr {
+    pub fn as_str(&self) -> &str {
+        let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        core::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// Appends `s`, or returns false if it would not fit.
+    fn push(&mut self, s: &[u8]) -> bool {
+        let start = usize::from(self.len);
+        let end = start + s.len();
+        match (self.bytes.get_mut(start..end), u8::try_from(end)) {
+            (Some(dst), Ok(len)) => {
+                dst.copy_from_slice(s);
+                self.len = len;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Invalid UTF-8 becomes U+FFFD; `None` if the repaired string no longer fits.
+    fn from_lossy(decoded: &[u8]) -> Option<Self> {
+        let mut out = Self {
+            bytes: [0; MAX_VALUE_LEN],
+            len: 0,
+        };
+        for chunk in decoded.utf8_chunks() {
+            let invalid = !chunk.invalid().is_empty();
+            if !out.push(chunk.valid().as_bytes()) || (invalid && !out.push(REPLACEMENT)) {
+                return None;
+            }
+        }
+        Some(out)
+    }
+}
+
+impl fmt::Debug for InlineStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Where a string sits, which decides what its closing quote leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StrKind {
+    Key,
+    Value,
+    Nested,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before the `{`; `bom` counts BOM bytes seen (3 = no BOM allowed any more).
+    Start {
+        bom: u8,
+    },
+    /// Just after `{`: a key or `}`.
+    KeyOrClose,
+    /// Just after `,`: a key is mandatory.
+    Key,
+    Colon,
+    Value,
+    CommaOrClose,
+    Str(StrKind),
+    /// `true`/`false`/`null` and how many of its bytes have matched.
+    Literal(&'static [u8], u8),
+    Number,
+    /// Inside an object/array that is the value of a top-level key.
+    Nested,
+    Done,
+    Invalid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    None,
+    Backslash,
+    /// `\u` escape: hex digits read so far and the UTF-16 code unit they spell.
+    Hex(u8, u16),
+}
+
+/// Per-body state. Creating one and feeding it never allocates on the heap.
+#[derive(Debug, Clone)]
+pub struct JsonFieldScanner {
+    state: State,
+    esc: Esc,
+    /// High surrogate from `\uD8xx`, held until we know whether a low half follows.
+    pending_high: Option<u16>,
+    /// Keys and wanted values are decoded into `buf`; every other string is only skipped.
+    capture: bool,
+    buf: [u8; MAX_VALUE_LEN],
+    buf_len: usize,
+    overflow: bool,
+    /// Field whose value comes next (set by the key just read).
+    target: Option<u8>,
+    depth: u16,
+    /// One bit per open container inside a top-level value: 1 = object, 0 = array.
+    kinds: [u64; MAX_DEPTH / 64],
+    values: [FieldValue; MAX_FIELDS],
+}
+
+impl Default for JsonFieldScanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsonFieldScanner {
+    pub fn new() -> Self {
+        Self {
+            state: State::Start { bom: 0 },
+            esc: Esc::None,
+            pending_high: None,
+            capture: false,
+            buf: [0; MAX_VALUE_LEN],
+            buf_len: 0,
+            overflow: false,
+            target: None,
+            depth: 0,
+            kinds: [0; MAX_DEPTH / 64],
+            values: [const { FieldValue::Absent }; MAX_FIELDS],
+        }
+    }
+
+    /// Feed the next chunk. `fields` must be the same FieldSet for every call on one body.
+    pub fn feed(&mut self, fields: &FieldSet, chunk: &[u8]) {
+        let mut i = 0;
+        while let Some(&b) = chunk.get(i) {
+            i = match self.state {
+                State::Invalid => return,
+                State::Str(kind) => self.scan_string(fields, kind, chunk, i),
+                State::Nested => self.scan_nested(chunk, i),
+                _ => {
+                    self.step(b);
+                    i + 1
+                }
+            };
+        }
+    }
+
+    /// True once the scanner has seen something that is not a JSON object.
+    pub fn is_invalid(&self) -> bool {
+        self.state == State::Invalid
+    }
+
+    /// True when the top-level object has been closed.
+    pub fn is_complete(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Value of field number `index`; everything is `Absent` once the document proved malformed.
+    pub fn field(&self, index: usize) -> &FieldValue {
+        if self.is_invalid() {
+            return &ABSENT;
+        }
+        self.values.get(index).unwrap_or(&ABSENT)
+    }
+
+    /// Forget everything, ready for another body.
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Handles one byte outside strings and nested containers.
+    fn step(&mut self, b: u8) {
+        let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        self.state = match (self.state, b) {
+            (State::Start { bom: 0 }, 0xEF) => State::Start { bom: 1 },
+            (State::Start { bom: 1 }, 0xBB) => State::Start { bom: 2 },
+            (State::Start { bom: 2 }, 0xBF) => State::Start { bom: 3 },
+            (State::Start { bom: 1 | 2 }, _) => State::Invalid,
+            (State::Start { .. }, b'{') => State::KeyOrClose,
+            (State::Start { .. }, _) if ws => State::Start { bom: 3 },
+            (s, _) if ws && !matches!(s, State::Number | State::Literal(..)) => s,
+            (State::KeyOrClose | State::Key, b'"') => self.begin_string(StrKind::Key, true),
+            (State::KeyOrClose | State::CommaOrClose, b'}') => State::Done,
+            (State::Colon, b':') => State::Value,
+            (State::CommaOrClose, b',') => State::Key,
+            (State::Value, b'"') => self.begin_string(StrKind::Value, self.target.is_some()),
+            (State::Value, b'{' | b'[') => {
+                self.depth = 0;
+                self.push_container(b == b'{');
+                State::Nested
+            }
+            (State::Value, b't') => State::Literal(b"true", 1),
+            (State::Value, b'f') => State::Literal(b"false", 1),
+            (State::Value, b'n') => State::Literal(b"null", 1),
+            // Numbers are only checked loosely: their value is never reported anyway.
+            (State::Value, b'-' | b'0'..=b'9') => State::Number,
+            (State::Number, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') => State::Number,
+            (State::Number, _) => {
+                // The byte ending a number belongs to what follows it.
+                self.state = self.finish_value(FieldValue::Other);
+                return self.step(b);
+            }
+            (State::Literal(word, matched), _) if word.get(usize::from(matched)) == Some(&b) => {
+                if usize::from(matched) + 1 < word.len() {
+                    State::Literal(word, matched + 1)
+                } else {
+                    self.finish_value(match word.first() {
+                        Some(b't') => FieldValue::Bool(true),
+                        Some(b'f') => FieldValue::Bool(false),
+                        _ => FieldValue::Null,
+                    })
+                }
+            }
+            _ => State::Invalid,
+        };
+    }
+
+    fn begin_string(&mut self, kind: StrKind, capture: bool) -> State {
+        self.capture = capture;
+        self.buf_len = 0;
+        self.overflow = false;
+        self.pending_high = None;
+        self.esc = Esc::None;
+        State::Str(kind)
+    }
+
+    /// Consumes string bytes from `input[i..]`, returning where scanning should resume.
+    fn scan_string(
+        &mut self,
+        fields: &FieldSet,
+        kind: StrKind,
+        input: &[u8],
+        mut i: usize,
+    ) -> usize {
+        while let Some(rest) = input.get(i..).filter(|r| !r.is_empty()) {
+            if self.esc != Esc::None {
+                i += 1;
+                if !self.escape_byte(rest.first().copied().unwrap_or_default()) {
+                    self.state = State::Invalid;
+                    return i;
+                }
+                continue;
+            }
+            let Some(pos) = memchr2(b'"', b'\\', rest) else {
+                self.emit(rest);
+                return input.len();
+            };
+            self.emit(rest.get(..pos).unwrap_or_default());
+            i += pos + 1;
+            if rest.get(pos) == Some(&b'"') {
+                self.end_string(fields, kind);
+                return i;
+            }
+            self.esc = Esc::Backslash;
+        }
+        i
+    }
+
+    /// One byte of an escape sequence; false if the escape is malformed.
+    fn escape_byte(&mut self, b: u8) -> bool {
+        let decoded = match (self.esc, b) {
+            (Esc::Backslash, b'"' | b'\\' | b'/') => b,
+            (Esc::Backslash, b'b') => 0x08,
+            (Esc::Backslash, b'f') => 0x0c,
+            (Esc::Backslash, b'n') => b'\n',
+            (Esc::Backslash, b'r') => b'\r',
+            (Esc::Backslash, b't') => b'\t',
+            (Esc::Backslash, b'u') => {
+                self.esc = Esc::Hex(0, 0);
+                return true;
+            }
+            (Esc::Hex(digits, unit), _) => {
+                let Some(d) = char::from(b).to_digit(16) else {
+                    return false;
+                };
+                let unit = (unit << 4) | d as u16;
+                if digits < 3 {
+                    self.esc = Esc::Hex(digits + 1, unit);
+                } else {
+                    self.esc = Esc::None;
+                    self.code_unit(unit);
+                }
+                return true;
+            }
+            _ => return false,
+        };
+        self.esc = Esc::None;
+        self.emit(&[decoded]);
+        true
+    }
+
+    fn end_string(&mut self, fields: &FieldSet, kind: StrKind) {
+        self.flush_pending();
+        let decoded = self.buf.get(..self.buf_len).unwrap_or_default();
+        self.state = match kind {
+            StrKind::Key => {
+                // Over-long keys cannot match: configured keys are at most MAX_VALUE_LEN bytes.
+                self.target = if self.overflow {
+                    None
+                } else {
+                    fields.find(decoded)
+                };
+                State::Colon
+            }
+            StrKind::Value if !self.capture => self.finish_value(FieldValue::Other),
+            StrKind::Value => {
+                let value = match InlineStr::from_lossy(decoded) {
+                    Some(s) if !self.overflow => FieldValue::Str(s),
+                    _ => FieldValue::TooLong,
+                };
+                self.finish_value(value)
+            }
+            StrKind::Nested => State::Nested,
+        };
+    }
+
+    /// Decoded string bytes go to `buf` only while capturing; overflow just sets a flag so the
+    /// rest of a long string is still skipped at memchr speed.
+    fn emit(&mut self, bytes: &[u8]) {
+        if !self.capture || bytes.is_empty() {
+            return;
+        }
+        self.flush_pending();
+        self.push(bytes);
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.buf_len + bytes.len();
+        match self.buf.get_mut(self.buf_len..end) {
+            Some(dst) if !self.overflow => {
+                dst.copy_from_slice(bytes);
+                self.buf_len = end;
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    /// A high surrogate not followed by a low one is replaced by U+FFFD.
+    fn flush_pending(&mut self) {
+        if self.pending_high.take().is_some() {
+            self.push(REPLACEMENT);
+        }
+    }
+
+    fn code_unit(&mut self, unit: u16) {
+        if !self.capture {
+            return;
+        }
+        if let Some(high) = self.pending_high.take() {
+            if (0xDC00..=0xDFFF).contains(&unit) {
+                let c = 0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(unit) - 0xDC00);
+                return self.push_char(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            self.push(REPLACEMENT);
+        }
+        if (0xD800..=0xDBFF).contains(&unit) {
+            self.pending_high = Some(unit);
+        } else {
+            // A lone low surrogate is not a char: from_u32 turns it into U+FFFD.
+            self.push_char(char::from_u32(unit.into()).unwrap_or(char::REPLACEMENT_CHARACTER));
+        }
+    }
+
+    fn push_char(&mut self, c: char) {
+        let mut utf8 = [0; 4];
+        self.push(c.encode_utf8(&mut utf8).as_bytes());
+    }
+
+    fn finish_value(&mut self, value: FieldValue) -> State {
+        if let Some(slot) = self
+            .target
+            .take()
+            .and_then(|t| self.values.get_mut(usize::from(t)))
+        {
+            *slot = value;
+        }
+        State::CommaOrClose
+    }
+
+    /// Skips nested containers; only brackets and strings matter here.
+    fn scan_nested(&mut self, input: &[u8], mut i: usize) -> usize {
+        while let Some(&b) = input.get(i) {
+            i += 1;
+            match b {
+                b'"' => {
+                    self.state = self.begin_string(StrKind::Nested, false);
+                    return i;
+                }
+                b'{' | b'[' if !self.push_container(b == b'{') => {
+                    self.state = State::Invalid;
+                    return i;
+                }
+                b'}' | b']' => match self.pop_container(b == b'}') {
+                    None => {
+                        self.state = State::Invalid;
+                        return i;
+                    }
+                    Some(0) => {
+                        self.state = self.finish_value(FieldValue::Other);
+                        return i;
+                    }
+                    Some(_) => {}
+                },
+                _ => {}
+            }
+        }
+        i
+    }
+
+    fn push_container(&mut self, is_object: bool) -> bool {
+        let d = usize::from(self.depth);
+        let Some(word) = self.kinds.get_mut(d / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (d % 64);
+        if is_object {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
+        self.depth += 1;
+        true
+    }
+
+    /// Remaining depth, or `None` when the closing bracket does not match the open one.
+    fn pop_container(&mut self, is_object: bool) -> Option<u16> {
+        let d = self.depth.checked_sub(1)?;
+        let word = self.kinds.get(usize::from(d) / 64)?;
+        if (word >> (d % 64)) & 1 != u64::from(is_object) {
+            return None;
+        }
+        self.depth = d;
+        Some(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: [&str; 4] = ["provider", "model_id", "system_fingerprint", "redis"];
+
+    #[derive(Debug, PartialEq)]
+    struct Outcome {
+        invalid: bool,
+        complete: bool,
+        values: Vec<FieldValue>,
+    }
+
+    fn fields() -> FieldSet {
+        FieldSet::new(&KEYS).unwrap()
+    }
+
+    fn run<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
+        let fields = fields();
+        let mut s = JsonFieldScanner::new();
+        for c in chunks {
+            s.feed(&fields, c);
+        }
+        let values = (0..fields.len()).map(|i| s.field(i).clone()).collect();
+        Outcome {
+            invalid: s.is_invalid(),
+            complete: s.is_complete(),
+            values,
+        }
+    }
+
+    fn whole(doc: &str) -> Outcome {
+        run([doc.as_bytes()])
+    }
+
+    fn st(v: &str) -> FieldValue {
+        FieldValue::Str(InlineStr::from_lossy(v.as_bytes()).unwrap())
+    }
+
+    fn ok(values: [FieldValue; 4]) -> Outcome {
+        Outcome {
+            invalid: false,
+            complete: true,
+            values: values.to_vec(),
+        }
+    }
+
+    fn invalid() -> Outcome {
+        Outcome {
+            invalid: true,
+            complete: false,
+            values: vec![FieldValue::Absent; 4],
+        }
+    }
+
+    use FieldValue::{Absent, Bool, Null, Other, TooLong};
+
+    #[test]
+    fn field_set_validation() {
+        assert_eq!(fields().len(), 4);
+        assert!(FieldSet::new(&[]).unwrap().is_empty());
+        assert!(FieldSet::new(&["a", "b", "c", "d", "e"]).is_err());
+        assert!(FieldSet::new(&["a", ""]).is_err());
+        assert!(FieldSet::new(&["a", "b", "a"]).is_err());
+        assert!(FieldSet::new(&["k".repeat(MAX_VALUE_LEN).as_str()]).is_ok());
+        assert!(FieldSet::new(&["k".repeat(MAX_VALUE_LEN + 1).as_str()]).is_err());
+    }
+
+    #[test]
+    fn any_key_order_and_accessors() {
+        let doc = r#" {"redis": true, "model_id":"gpt-4o", "x":1, "provider" : "openai"}"#;
+        assert_eq!(
+            whole(doc),
+            ok([st("openai"), st("gpt-4o"), Absent, Bool(true)])
+        );
+        let fields = fields();
+        let mut s = JsonFieldScanner::default();
+        s.feed(&fields, doc.as_bytes());
+        assert_eq!(s.field(0).as_str(), Some("openai"));
+        assert_eq!(s.field(3).as_bool(), Some(true));
+        assert_eq!(s.field(0).as_bool(), None);
+        assert_eq!(s.field(99), &Absent);
+        assert_eq!(format!("{:?}", s.field(0)), r#"Str("openai")"#);
+        s.reset();
+        assert!(!s.is_complete());
+        assert_eq!(s.field(0), &Absent);
+        s.feed(&fields, b"{}");
+        assert!(s.is_complete());
+    }
+
+    #[test]
+    fn nested_keys_are_ignored() {
+        let doc = r#"{"meta":{"provider":"x","a":[{"redis":false}]},
+            "list":[{"model_id":"y"},"provider",["redis"]],
+            "s":"{\"provider\":\"z\"} ]}","provider":"top"}"#;
+        assert_eq!(whole(doc), ok([st("top"), Absent, Absent, Absent]));
+    }
+
+    #[test]
+    fn escapes_in_values_and_keys() {
+        let doc = r#"{"pro\u0076ider":"a\"b\\c\/d\b\f\n\r\t\u00e9\u20AC","model\u005fid":"\ud83d\ude00!",
+            "system_fingerprint":"\ud800x\udc00\ud800\ud800\ude00\ud800","re\\dis":1,"redis\u0000":2}"#;
+        let expected = [
+            st("a\"b\\c/d\u{8}\u{c}\n\r\t\u{e9}\u{20ac}"),
+            st("\u{1F600}!"),
+            st("\u{FFFD}x\u{FFFD}\u{FFFD}\u{10200}\u{FFFD}"),
+            Absent,
+        ];
+        assert_eq!(whole(doc), ok(expected));
+        assert!(whole(r#"{"a":"\x"}"#).invalid);
+        assert!(whole(r#"{"a":"\u12g4"}"#).invalid);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        let mut doc = br#"{"provider":"a"#.to_vec();
+        doc.extend_from_slice(&[0xFF, b'b', 0xE2, 0x82]);
+        doc.extend_from_slice(br#""}"#);
+        assert_eq!(run([&doc[..]]).values[0], st("a\u{FFFD}b\u{FFFD}"));
+    }
+
+    #[test]
+    fn long_values_are_too_long() {
+        let fit = "x".repeat(MAX_VALUE_LEN);
+        let doc = format!(
+            r#"{{"provider":"{fit}","model_id":"{fit}y","redis":"{}"}}"#,
+            r"\u00e9".repeat(64)
+        );
+        let out = whole(&doc);
+        assert_eq!(out.values[..2], [st(&fit), TooLong]);
+        assert_eq!(out.values[3], st(&"\u{e9}".repeat(64)));
+        let doc = format!(
+            r#"{{"redis":"{}","provider":"{}"}}"#,
+            r"\u00e9".repeat(65),
+            "é".repeat(65)
+        );
+        assert_eq!(whole(&doc), ok([TooLong, Absent, Absent, TooLong]));
+    }
+
+    #[test]
+    fn non_string_values() {
+        let doc = r#"{"provider":null,"model_id":-1.5e+3,"system_fingerprint":{"a":[1,{}]},"redis":false}"#;
+        assert_eq!(whole(doc), ok([Null, Other, Other, Bool(false)]));
+        assert_eq!(
+            whole(r#"{"provider":[],"redis":0}"#),
+            ok([Other, Absent, Absent, Other])
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins() {
+        let doc = r#"{"provider":"a","provider":{"b":1},"redis":true,"redis":"no","redis":null}"#;
+        assert_eq!(whole(doc), ok([Other, Absent, Absent, Null]));
+    }
+
+    #[test]
+    fn malformed_documents_are_invalid_and_yield_nothing() {
+        for doc in [
+            "<html><body>{\"provider\":\"x\"}</body></html>",
+            r#"[{"provider":"x"}]"#,
+            r#""provider""#,
+            "42",
+            "",
+            r#"{"provider":"x"} {"#,
+            r#"{"provider":"x"}x"#,
+            r#"{"provider":"x",}"#,
+            r#"{"provider" "x"}"#,
+            r#"{"provider":"x" "redis":true}"#,
+            r#"{"redis":tru}"#,
+            r#"{"redis":truex}"#,
+            r#"{"redis":nul }"#,
+            r#"{"redis":[}"#,
+            r#"{"redis":{]}"#,
+            r#"{"provider":"x",redis:1}"#,
+            r#"{"redis":+1}"#,
+            " \u{FEFF}{}",
+        ] {
+            let out = whole(doc);
+            if doc.is_empty() {
+                assert!(!out.invalid && !out.complete);
+            } else {
+                assert_eq!(out, invalid(), "{doc}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_body_keeps_what_was_seen() {
+        let out = whole(r#"{"provider":"openai","model_id":"gpt"#);
+        assert!(!out.invalid && !out.complete);
+        assert_eq!(out.values, [st("openai"), Absent, Absent, Absent]);
+    }
+
+    #[test]
+    fn bom_and_whitespace_around() {
+        let doc = "\u{FEFF} \n{\"provider\":\"x\"} \r\n\t";
+        assert_eq!(whole(doc), ok([st("x"), Absent, Absent, Absent]));
+        assert!(run([&b"\xEF\xBB{}"[..]]).invalid);
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let doc = |n: usize| {
+            format!(
+                r#"{{"redis":{}{},"provider":"p"}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert_eq!(whole(&doc(MAX_DEPTH)), ok([st("p"), Absent, Absent, Other]));
+        assert!(whole(&doc(MAX_DEPTH + 1)).invalid);
+    }
+
+    /// Whole, every single split point and byte-at-a-time all agree.
+    fn assert_split_invariant(doc: &[u8]) -> Outcome {
+        let expected = run([doc]);
+        for k in 0..=doc.len() {
+            assert_eq!(
+                run([&doc[..k], &doc[k..]]),
+                expected,
+                "split at {k} of {doc:?}"
+            );
+        }
+        assert_eq!(run(doc.chunks(1)), expected, "bytewise {doc:?}");
+        expected
+    }
+
+    #[test]
+    fn every_chunk_boundary_gives_the_same_result() {
+        let docs = [
+            "\u{FEFF}{\"pro\\u0076ider\":\"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\", \"redis\" : true}",
+            r#"{"meta":{"provider":"x","l":[1,"}]",{"a":null}]},"model_id":-12.5e3,"redis":false}"#,
+            r#"{"system_fingerprint":null,"provider":"é€😀","redis":{"x":"\"{"}}  "#,
+            r#"{"provider":"\ud800","model_id":"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"}"#,
+            r#"{"provider":"x"} garbage"#,
+            r#"{"redis":tru"#,
+        ];
+        for doc in docs {
+            assert_split_invariant(doc.as_bytes());
+        }
+        assert_eq!(
+            assert_split_invariant(docs[0].as_bytes()).values[0],
+            st("a\"b\\c\u{e9}\u{1F600}")
+        );
+    }
+
+    #[test]
+    fn finds_field_after_two_megabyte_string() {
+        let mut doc = br#"{"output":""#.to_vec();
+        while doc.len() < 2 << 20 {
+            doc.extend_from_slice(br#"lorem \"ipsum\" {\"provider\":\"no\"} \\ \u00e9 "#);
+        }
+        doc.extend_from_slice(br#"","system_fingerprint":"fp_44709d6fcb","provider":"openai"}"#);
+        for size in [65536, 7919] {
+            let out = run(doc.chunks(size));
+            assert_eq!(out, ok([st("openai"), Absent, st("fp_44709d6fcb"), Absent]));
+        }
+    }
+
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+            &items[self.below(items.len())]
+        }
+    }
+
+    fn random_splits<'a>(rng: &mut XorShift, doc: &'a [u8]) -> Vec<&'a [u8]> {
+        let mut cuts: Vec<usize> = (0..rng.below(6))
+            .map(|_| rng.below(doc.len() + 1))
+            .collect();
+        cuts.sort_unstable();
+        let mut prev = 0;
+        let mut chunks = Vec::new();
+        for c in cuts.into_iter().chain([doc.len()]) {
+            chunks.push(&doc[prev..c]);
+            prev = c;
+        }
+        chunks
+    }
+
+    #[test]
+    fn random_documents_at_random_splits() {
+        let keys: [(&str, Option<usize>); 12] = [
+            (r#""provider""#, Some(0)),
+            (r#""pro\u0076ider""#, Some(0)),
+            (r#""model_id""#, Some(1)),
+            (r#""model\u005fid""#, Some(1)),
+            (r#""system_fingerprint""#, Some(2)),
+            (r#""redis""#, Some(3)),
+            (r#""output""#, None),
+            (r#""providers""#, None),
+            (r#""Provider""#, None),
+            (r#""re\\dis""#, None),
+            (r#""""#, None),
+            (r#""meta""#, None),
+        ];
+        let long = format!("\"{}\"", "y".repeat(300));
+        let values: [(&str, FieldValue); 15] = [
+            (r#""openai""#, st("openai")),
+            (r#""a\"b\\c\/d\n""#, st("a\"b\\c/d\n")),
+            (r#""\ud83d\ude00 ok""#, st("\u{1F600} ok")),
+            (r#""\ud83d""#, st("\u{FFFD}")),
+            ("\"é{}[]:,\"", st("é{}[]:,")),
+            ("\"\"", st("")),
+            (&long, TooLong),
+            ("true", Bool(true)),
+            ("false", Bool(false)),
+            ("null", Null),
+            ("-12.5e3", Other),
+            ("0", Other),
+            (r#"{"provider":"nested","x":[1,{"y":"}"}]}"#, Other),
+            (r#"[{"redis":true},"]",[]]"#, Other),
+            ("{}", Other),
+        ];
+        let ws = ["", " ", "\n\t ", "\r\n"];
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..1500 {
+            let mut doc = String::from(if rng.below(4) == 0 { "\u{FEFF}" } else { "" });
+            let mut expected: [FieldValue; 4] = std::array::from_fn(|_| Absent);
+            doc += *rng.pick(&ws);
+            doc.push('{');
+            for m in 0..rng.below(8) {
+                if m > 0 {
+                    doc.push(',');
+                }
+                let (key, slot) = rng.pick(&keys);
+                let (value, parsed) = rng.pick(&values);
+                let parts = [
+                    rng.pick(&ws),
+                    key,
+                    rng.pick(&ws),
+                    ":",
+                    rng.pick(&ws),
+                    value,
+                    rng.pick(&ws),
+                ];
+                doc.extend(parts);
+                if let Some(slot) = slot {
+                    expected[*slot] = parsed.clone();
+                }
+            }
+            doc.push('}');
+            doc += *rng.pick(&ws);
+            let got = run(random_splits(&mut rng, doc.as_bytes()));
+            assert_eq!(got, ok(expected), "{doc}");
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics_and_is_split_invariant() {
+        let alphabet = b"{}[]\":,\\u0123456789abcdefABtrulsn \n-+.eE\xEF\xBB\xBF\xFF\xC3\xA9";
+        let seed_doc =
+            br#"{"provider":"a\"\u00e9","x":[{"redis":true}],"redis":null,"model_id":-1e5}"#;
+        let mut rng = XorShift(0xDEAD_BEEF_1234_5678);
+        for round in 0..3000 {
+            let doc: Vec<u8> = if round % 2 == 0 {
+                (0..rng.below(80)).map(|_| *rng.pick(alphabet)).collect()
+            } else {
+                let mut d = seed_doc.to_vec();
+                for _ in 0..=rng.below(3) {
+                    let at = rng.below(d.len());
+                    d[at] = *rng.pick(alphabet);
+                }
+                d
+            };
+            let expected = run([&doc[..]]);
+            assert_eq!(run(random_splits(&mut rng, &doc)), expected, "{doc:?}");
+            assert_eq!(run(doc.chunks(1)), expected, "{doc:?}");
+        }
+    }
+}

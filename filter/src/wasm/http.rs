@@ -1,0 +1,84 @@
+//! The HTTP context: feeds one request's headers, status and body chunks to an
+//! [`Exchange`] and records its events when Envoy logs the stream. It never pauses or
+//! changes the traffic.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+
+use super::root::Shared;
+use crate::exchange::Exchange;
+
+pub struct RequestMetrics {
+    shared: Rc<Shared>,
+    exchange: Option<Exchange>,
+}
+
+impl RequestMetrics {
+    pub fn new(shared: Rc<Shared>) -> Self {
+        RequestMetrics { shared, exchange: None }
+    }
+
+    fn now(&self) -> u64 {
+        super::now_nanos(self.get_current_time())
+    }
+}
+
+impl Context for RequestMetrics {}
+
+impl HttpContext for RequestMetrics {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let method = self.get_http_request_header(":method");
+        let path = self.get_http_request_header(":path");
+        let exchange = Exchange::start(&self.shared.config, method.as_deref(), path.as_deref(), self.now());
+        self.exchange = Some(exchange);
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        if body_size > 0 && self.exchange.as_ref().is_some_and(Exchange::wants_request_body) {
+            let chunk = self.get_http_request_body(0, body_size).unwrap_or_default();
+            if let Some(exchange) = &mut self.exchange {
+                exchange.request_body(&self.shared.config, &chunk);
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let status = self.get_http_response_header(":status");
+        if let Some(exchange) = &mut self.exchange {
+            exchange.response_headers(status.as_deref());
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        if body_size > 0 && self.exchange.as_ref().is_some_and(Exchange::wants_response_body) {
+            let chunk = self.get_http_response_body(0, body_size).unwrap_or_default();
+            if let Some(exchange) = &mut self.exchange {
+                exchange.response_body(&self.shared.config, &chunk);
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // A stream that ended before response headers still has a code in Envoy's properties.
+        let code = self
+            .get_property(vec!["response", "code"])
+            .and_then(|raw| <[u8; 8]>::try_from(raw.as_slice()).ok())
+            .map(u64::from_le_bytes)
+            .and_then(|c| u16::try_from(c).ok());
+        let now = self.now();
+        let shared = &self.shared;
+        let mut exchange = self
+            .exchange
+            .take()
+            .unwrap_or_else(|| Exchange::start(&shared.config, None, None, now));
+        exchange.status_if_unknown(code);
+        let mut models = shared.models.borrow_mut();
+        exchange.finish(&shared.config, &mut models, now, &mut |event| shared.record(event));
+    }
+}

@@ -1,0 +1,103 @@
+//! The root context: parses the configuration once, hands it to every request, and polls the
+//! health endpoint for `prompter_redis_up`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{ContextType, LogLevel};
+
+use super::health::HealthPoller;
+use super::http::RequestMetrics;
+use super::stats::EnvoyStats;
+use crate::config::Config;
+use crate::events::{self, Event};
+use crate::labels::ModelLabels;
+
+/// State every request of this VM shares (one VM per Envoy worker thread).
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub stats: RefCell<EnvoyStats>,
+    pub models: RefCell<ModelLabels>,
+    scratch: RefCell<String>,
+}
+
+impl Shared {
+    /// Applies one event to Envoy's stats.
+    pub fn record(&self, event: Event<'_>) {
+        let mut scratch = self.scratch.borrow_mut();
+        events::record(&self.config, event, &mut scratch, &mut *self.stats.borrow_mut());
+    }
+}
+
+#[derive(Default)]
+pub struct PluginRoot {
+    shared: Option<Rc<Shared>>,
+    health: Option<HealthPoller>,
+}
+
+impl Context for PluginRoot {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let body = self.get_http_call_response_body(0, body_size);
+        let status = self.get_http_call_response_header(":status");
+        if let (Some(health), Some(shared)) = (&mut self.health, &self.shared) {
+            health.on_response(shared, token, status.as_deref(), body.as_deref());
+        }
+    }
+}
+
+impl RootContext for PluginRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let raw = self.get_plugin_configuration().unwrap_or_default();
+        let config = match Config::parse(&raw, |name| std::env::var(name).ok()) {
+            Ok(config) => config,
+            Err(error) => {
+                super::log(LogLevel::Error, &format!("prompter-filter: {error}"));
+                return false;
+            }
+        };
+        super::log(
+            LogLevel::Info,
+            &format!(
+                "prompter-filter: service={} env={}, {} routes, health {} every {:?}",
+                config.service,
+                config.env,
+                config.routes.len(),
+                config.health.path,
+                config.health.interval
+            ),
+        );
+        let polls = !config.health.interval.is_zero();
+        let shared = Rc::new(Shared {
+            config,
+            stats: RefCell::default(),
+            models: RefCell::default(),
+            scratch: RefCell::default(),
+        });
+        if polls {
+            self.health = Some(HealthPoller::new());
+            // Ticks are cheap (one shared-data read); the lease decides who polls.
+            self.set_tick_period(Duration::from_secs(1));
+        }
+        self.shared = Some(shared);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.get_current_time();
+        if let (Some(health), Some(shared)) = (&mut self.health, &self.shared) {
+            health.on_tick(shared, now);
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let shared = self.shared.clone()?;
+        Some(Box::new(RequestMetrics::new(shared)))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,0 +1,1 @@
+//! Fixtures for the end-to-end tests: real Envoy, the sample API, a raw HTTP client, a scrape matcher.

@@ -1,0 +1,124 @@
+//! The minimal OpenAPI 3 document served at `/openapi.json`, as FastAPI would generate it.
+
+use serde_json::{json, Value};
+
+fn template_id_param() -> Value {
+    json!([{
+        "name": "template_id",
+        "in": "path",
+        "required": true,
+        "schema": { "type": "string", "title": "Template Id" }
+    }])
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({
+        "required": true,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+fn ok(status: &str, schema: Value) -> Value {
+    json!({ status: { "description": "Successful Response", "content": { "application/json": { "schema": schema } } } })
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn string_props(names: &[&str]) -> Value {
+    let props: serde_json::Map<String, Value> = names
+        .iter()
+        .map(|n| (n.to_string(), json!({ "type": "string" })))
+        .collect();
+    Value::Object(props)
+}
+
+/// The document. `/api/admin/stats` is only known from here, which lets tests
+/// check that route templates come from the document rather than from traffic.
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Prompter API", "version": "0.1.0" },
+        "paths": {
+            "/api/prompt-templates": {
+                "get": {
+                    "operationId": "list_templates",
+                    "responses": ok("200", json!({ "type": "array", "items": schema_ref("TemplateOut") }))
+                },
+                "post": {
+                    "operationId": "create_template",
+                    "requestBody": json_body("CreateTemplateRequest"),
+                    "responses": ok("201", schema_ref("TemplateOut"))
+                }
+            },
+            "/api/prompt-templates/{template_id}": {
+                "get": {
+                    "operationId": "get_template",
+                    "parameters": template_id_param(),
+                    "responses": ok("200", schema_ref("TemplateOut"))
+                }
+            },
+            "/api/prompt-templates/{template_id}/ensure-version": {
+                "post": {
+                    "operationId": "ensure_version",
+                    "parameters": template_id_param(),
+                    "requestBody": json_body("EnsureVersionIn"),
+                    "responses": ok("200", schema_ref("EnsureVersionOut"))
+                }
+            },
+            "/api/prompt-templates/{template_id}/run": {
+                "post": {
+                    "operationId": "run_template",
+                    "parameters": template_id_param(),
+                    "requestBody": json_body("RunTemplateRequest"),
+                    "responses": ok("200", schema_ref("RunTemplateOut"))
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "responses": ok("200", json!({ "type": "object" }))
+                }
+            },
+            "/api/admin/stats": {
+                "get": {
+                    "operationId": "admin_stats",
+                    "responses": ok("200", json!({ "type": "object" }))
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "CreateTemplateRequest": {
+                    "type": "object", "required": ["name"],
+                    "properties": string_props(&["name", "body"])
+                },
+                "TemplateOut": {
+                    "type": "object", "required": ["id", "name", "body"],
+                    "properties": string_props(&["id", "name", "body"])
+                },
+                "EnsureVersionIn": {
+                    "type": "object", "required": ["provider", "model_id"],
+                    "properties": string_props(&["provider", "model_id"])
+                },
+                "EnsureVersionOut": {
+                    "type": "object",
+                    "properties": string_props(&["provider", "model_id", "provider_version_key", "captured_at"])
+                },
+                "RunTemplateRequest": {
+                    "type": "object", "required": ["provider", "model_id"],
+                    "properties": {
+                        "provider": { "type": "string" },
+                        "model_id": { "type": "string" },
+                        "variables": { "type": "object" }
+                    }
+                },
+                "RunTemplateOut": {
+                    "type": "object",
+                    "properties": string_props(&["output", "result_id", "template_id", "provider", "model_id", "system_fingerprint"])
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,474 @@
+//! Request routing and handlers following the Prompter API contract, plus the test-control knobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Body;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::body::SampleBody;
+use crate::openapi;
+use crate::store::{CreateError, SampleApi};
+
+/// Longest `?delay_ms=` honoured, so a typo cannot hang a test run.
+pub const MAX_DELAY_MS: u64 = 10_000;
+/// Largest `?output_bytes=` honoured.
+pub const MAX_OUTPUT_BYTES: u64 = 128 * 1024 * 1024;
+/// Request bodies are buffered whole; this keeps a runaway client from exhausting memory.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+const FINGERPRINT: &str = "fp_44709d6fcb";
+const CAPTURED_AT: &str = "2026-01-01T00:00:00Z";
+
+/// Query-string knobs; unknown or malformed ones are ignored like the real service would.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Knobs {
+    pub delay_ms: Option<u64>,
+    pub output_bytes: Option<u64>,
+    pub chunk: Option<usize>,
+    /// `?chunked=1`: omit Content-Length so the body goes out with chunked transfer encoding.
+    pub chunked: bool,
+}
+
+impl Knobs {
+    pub fn parse(query: Option<&str>) -> Self {
+        let mut knobs = Knobs::default();
+        for pair in query.unwrap_or("").split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let number = value.parse::<u64>().ok();
+            match key {
+                "delay_ms" => knobs.delay_ms = number.map(|n| n.min(MAX_DELAY_MS)),
+                "output_bytes" => knobs.output_bytes = number.map(|n| n.min(MAX_OUTPUT_BYTES)),
+                "chunk" => {
+                    knobs.chunk = number
+                        .filter(|&n| n > 0)
+                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                }
+                "chunked" => knobs.chunked = !matches!(value, "0" | "false"),
+                _ => {}
+            }
+        }
+        knobs
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    CreateTemplate,
+    ListTemplates,
+    GetTemplate(&'a str),
+    EnsureVersion(&'a str),
+    Run(&'a str),
+    Health,
+    OpenApi,
+    AdminStats,
+    SetRedis,
+    RequestCount,
+    NotFound,
+}
+
+fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    match path {
+        "/api/prompt-templates" if post => return Route::CreateTemplate,
+        "/api/prompt-templates" if get => return Route::ListTemplates,
+        "/healthz" if get => return Route::Health,
+        "/openapi.json" if get => return Route::OpenApi,
+        "/api/admin/stats" if get => return Route::AdminStats,
+        "/__sample/redis" if post => return Route::SetRedis,
+        "/__sample/requests" if get => return Route::RequestCount,
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix("/api/prompt-templates/") else {
+        return Route::NotFound;
+    };
+    let mut segments = rest.split('/');
+    let id = segments.next().unwrap_or("");
+    if id.is_empty() {
+        return Route::NotFound;
+    }
+    match (segments.next(), segments.next()) {
+        (None, _) if get => Route::GetTemplate(id),
+        (Some("ensure-version"), None) if post => Route::EnsureVersion(id),
+        (Some("run"), None) if post => Route::Run(id),
+        _ => Route::NotFound,
+    }
+}
+
+/// What a handler produced, before the knobs shape how it is sent.
+enum Reply {
+    Empty(StatusCode),
+    Json(StatusCode, Bytes),
+    /// JSON whose `output` string is generated lorem text streamed between the two halves.
+    LoremJson {
+        prefix: Bytes,
+        output_bytes: u64,
+        suffix: Bytes,
+    },
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Reply {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => Reply::Json(status, bytes.into()),
+        Err(_) => detail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not encode response",
+        ),
+    }
+}
+
+fn detail(status: StatusCode, message: &str) -> Reply {
+    Reply::Json(status, json_bytes(&json!({ "detail": message })))
+}
+
+fn json_bytes(value: &Value) -> Bytes {
+    // Serialising a `Value` cannot fail: its map keys are always strings.
+    serde_json::to_vec(value).unwrap_or_default().into()
+}
+
+fn not_found() -> Reply {
+    detail(StatusCode::NOT_FOUND, "Not Found")
+}
+
+fn template_not_found() -> Reply {
+    detail(StatusCode::NOT_FOUND, "template not found")
+}
+
+/// Mimics FastAPI's validation step: a body that does not fit the schema is a 422.
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Reply> {
+    serde_json::from_slice(body)
+        .map_err(|e| detail(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct CreateTemplateRequest {
+    name: String,
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct EnsureVersionIn {
+    provider: String,
+    model_id: String,
+}
+
+#[derive(Serialize)]
+struct EnsureVersionOut<'a> {
+    provider: &'a str,
+    model_id: &'a str,
+    provider_version_key: String,
+    captured_at: &'static str,
+    created: bool,
+}
+
+#[derive(Deserialize)]
+struct RunTemplateRequest {
+    provider: String,
+    model_id: String,
+    #[serde(default)]
+    variables: Value,
+}
+
+/// Every RunTemplateOut field except `output`, which is spliced in front so a
+/// large output precedes `system_fingerprint` on the wire.
+#[derive(Serialize)]
+struct RunRest<'a> {
+    result_id: String,
+    template_id: &'a str,
+    provider: &'a str,
+    model_id: &'a str,
+    system_fingerprint: Option<&'static str>,
+}
+
+/// A struct rather than `json!` so the key order is fixed whatever serde_json
+/// features other workspace members turn on.
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    redis: bool,
+}
+
+#[derive(Deserialize)]
+struct RedisIn {
+    up: bool,
+}
+
+/// Serves one request. Never fails: every problem becomes an HTTP status.
+pub async fn handle<B>(api: Arc<SampleApi>, req: Request<B>) -> Response<SampleBody>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let knobs = Knobs::parse(parts.uri.query());
+    let route = route(&parts.method, path);
+    let control = matches!(route, Route::SetRedis | Route::RequestCount);
+    if !control {
+        api.count_request();
+        if let Some(ms) = knobs.delay_ms.filter(|&ms| ms > 0) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+
+    // Always drain the request body so the keep-alive connection stays usable
+    // whatever the route.
+    let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return respond(
+                detail(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                knobs,
+            );
+        }
+        Err(_) => {
+            return respond(
+                detail(StatusCode::BAD_REQUEST, "could not read request body"),
+                knobs,
+            )
+        }
+    };
+
+    let reply = match route {
+        Route::CreateTemplate => create_template(&api, &body),
+        Route::ListTemplates => json(StatusCode::OK, &api.templates()),
+        Route::GetTemplate(id) => match api.template(id) {
+            Some(t) => json(StatusCode::OK, &t),
+            None => template_not_found(),
+        },
+        Route::EnsureVersion(id) => ensure_version(&api, id, &body),
+        Route::Run(id) => run_template(&api, id, &body, knobs.output_bytes),
+        Route::Health => {
+            let up = api.redis_up();
+            let (status, text) = if up {
+                (StatusCode::OK, "ok")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+            };
+            json(
+                status,
+                &Health {
+                    status: text,
+                    redis: up,
+                },
+            )
+        }
+        Route::OpenApi => Reply::Json(StatusCode::OK, json_bytes(&openapi::document())),
+        Route::AdminStats => Reply::Json(
+            StatusCode::OK,
+            json_bytes(&json!({ "templates": api.template_count() })),
+        ),
+        Route::SetRedis => match parse_body::<RedisIn>(&body) {
+            Ok(r) => {
+                api.set_redis(r.up);
+                Reply::Empty(StatusCode::NO_CONTENT)
+            }
+            Err(reply) => reply,
+        },
+        Route::RequestCount => Reply::Json(
+            StatusCode::OK,
+            json_bytes(&json!({ "total": api.request_count() })),
+        ),
+        Route::NotFound => not_found(),
+    };
+    respond(reply, if control { Knobs::default() } else { knobs })
+}
+
+fn create_template(api: &SampleApi, body: &[u8]) -> Reply {
+    let req = match parse_body::<CreateTemplateRequest>(body) {
+        Ok(req) => req,
+        Err(reply) => return reply,
+    };
+    if req.name.is_empty() {
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, "name must not be empty");
+    }
+    match api.create_template(&req.name, &req.body) {
+        Ok(t) => json(StatusCode::CREATED, &t),
+        Err(CreateError::Duplicate) => detail(StatusCode::CONFLICT, "template already exists"),
+    }
+}
+
+fn ensure_version(api: &SampleApi, id: &str, body: &[u8]) -> Reply {
+    let req = match parse_body::<EnsureVersionIn>(body) {
+        Ok(req) => req,
+        Err(reply) => return reply,
+    };
+    if api.template(id).is_none() {
+        return template_not_found();
+    }
+    if req.model_id.starts_with("broken-") {
+        return detail(StatusCode::BAD_GATEWAY, "provider probe failed");
+    }
+    json(
+        StatusCode::OK,
+        &EnsureVersionOut {
+            provider: &req.provider,
+            model_id: &req.model_id,
+            provider_version_key: format!("{}:{}", req.provider, req.model_id),
+            captured_at: CAPTURED_AT,
+            created: true,
+        },
+    )
+}
+
+fn run_template(api: &SampleApi, id: &str, body: &[u8], output_bytes: Option<u64>) -> Reply {
+    let req = match parse_body::<RunTemplateRequest>(body) {
+        Ok(req) => req,
+        Err(reply) => return reply,
+    };
+    let Some(template) = api.template(id) else {
+        return template_not_found();
+    };
+    if req.model_id.starts_with("ratelimited-") {
+        return detail(StatusCode::TOO_MANY_REQUESTS, "rate limited");
+    }
+    if req.model_id.starts_with("fail-") {
+        return detail(StatusCode::INTERNAL_SERVER_ERROR, "provider error");
+    }
+    let system_fingerprint = match req.provider.as_str() {
+        "openai" if req.model_id.starts_with("nofp-") => Some(""),
+        "openai" => Some(FINGERPRINT),
+        _ => None,
+    };
+    let rest = RunRest {
+        result_id: api.next_result_id(),
+        template_id: &template.id,
+        provider: &req.provider,
+        model_id: &req.model_id,
+        system_fingerprint,
+    };
+    let rest = match serde_json::to_vec(&rest) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not encode response",
+            )
+        }
+    };
+    // `rest` is `{...}`; its opening brace is replaced by the `output` member.
+    let rest_fields = rest.get(1..).unwrap_or(b"}");
+    match output_bytes {
+        Some(n) => {
+            let mut suffix = b"\",".to_vec();
+            suffix.extend_from_slice(rest_fields);
+            Reply::LoremJson {
+                prefix: Bytes::from_static(b"{\"output\":\""),
+                output_bytes: n,
+                suffix: suffix.into(),
+            }
+        }
+        None => {
+            let output = render(&template.body, &req.variables);
+            let mut out = b"{\"output\":".to_vec();
+            out.extend_from_slice(&json_bytes(&Value::String(output)));
+            out.push(b',');
+            out.extend_from_slice(rest_fields);
+            Reply::Json(StatusCode::OK, out.into())
+        }
+    }
+}
+
+/// A plausible "LLM output": the template with `{name}` placeholders filled in.
+fn render(template: &str, variables: &Value) -> String {
+    let mut out = template.to_owned();
+    if let Value::Object(map) = variables {
+        for (key, value) in map {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out = out.replace(&format!("{{{key}}}"), &text);
+        }
+    }
+    out
+}
+
+fn respond(reply: Reply, knobs: Knobs) -> Response<SampleBody> {
+    let (status, body, is_json) = match reply {
+        Reply::Empty(status) => (status, SampleBody::empty(), false),
+        Reply::Json(status, bytes) => (status, SampleBody::full(bytes), true),
+        Reply::LoremJson {
+            prefix,
+            output_bytes,
+            suffix,
+        } => (
+            StatusCode::OK,
+            SampleBody::with_lorem(prefix, output_bytes, suffix),
+            true,
+        ),
+    };
+    let body = match knobs.chunk {
+        Some(n) => body.in_chunks_of(n),
+        None => body,
+    };
+    let body = if knobs.chunked {
+        body.without_length()
+    } else {
+        body
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if is_json {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_the_contract() {
+        assert_eq!(
+            route(&Method::POST, "/api/prompt-templates"),
+            Route::CreateTemplate
+        );
+        assert_eq!(
+            route(&Method::GET, "/api/prompt-templates/t-1"),
+            Route::GetTemplate("t-1")
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/prompt-templates/t-1/run"),
+            Route::Run("t-1")
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/prompt-templates/t-1/ensure-version"),
+            Route::EnsureVersion("t-1")
+        );
+        assert_eq!(
+            route(&Method::GET, "/api/prompt-templates/t-1/run"),
+            Route::NotFound
+        );
+        assert_eq!(
+            route(&Method::GET, "/api/prompt-templates//run"),
+            Route::NotFound
+        );
+        assert_eq!(route(&Method::DELETE, "/healthz"), Route::NotFound);
+    }
+
+    #[test]
+    fn knobs_are_capped_and_tolerant() {
+        let k = Knobs::parse(Some("delay_ms=999999&output_bytes=x&chunk=0&chunked&foo"));
+        assert_eq!(k.delay_ms, Some(MAX_DELAY_MS));
+        assert_eq!(k.output_bytes, None);
+        assert_eq!(k.chunk, None);
+        assert!(k.chunked);
+    }
+
+    #[test]
+    fn render_fills_placeholders() {
+        let vars = json!({"who": "world", "n": 3});
+        assert_eq!(render("hello {who} x{n}", &vars), "hello world x3");
+    }
+}

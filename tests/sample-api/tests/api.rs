@@ -1,0 +1,444 @@
+//! End-to-end tests of the sample over real sockets, with a tiny HTTP/1.1 client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use prompter_sample_api::{body::lorem_text, spawn, BackgroundServer};
+use serde_json::{json, Value};
+
+/// One keep-alive connection; every request reuses it.
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("utf-8 body")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("json body")
+    }
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Resp {
+        let body = body.unwrap_or("");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: sample\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("write");
+        self.read_response(method == "HEAD")
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read line");
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    }
+
+    fn read_response(&mut self, head: bool) -> Resp {
+        let status_line = self.line();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':').expect("header line");
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        let mut resp = Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head || status == 204 || status == 304 {
+            return resp;
+        }
+        if resp
+            .header("transfer-encoding")
+            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let size_line = self.line();
+                let size =
+                    usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .expect("chunk size");
+                if size == 0 {
+                    // Trailers end with an empty line.
+                    while !self.line().is_empty() {}
+                    break;
+                }
+                let start = resp.body.len();
+                resp.body.resize(start + size, 0);
+                self.reader
+                    .read_exact(&mut resp.body[start..])
+                    .expect("chunk");
+                assert!(self.line().is_empty(), "chunk not followed by CRLF");
+            }
+        } else {
+            let len: usize = resp
+                .header("content-length")
+                .map(|v| v.parse().expect("content-length"))
+                .unwrap_or(0);
+            resp.body.resize(len, 0);
+            self.reader.read_exact(&mut resp.body).expect("body");
+        }
+        resp
+    }
+}
+
+fn server() -> (BackgroundServer, Client) {
+    let server = spawn("127.0.0.1:0".parse().expect("addr")).expect("spawn");
+    let client = Client::connect(server.addr);
+    (server, client)
+}
+
+const TEMPLATES: &str = "/api/prompt-templates";
+
+fn create(c: &mut Client, name: &str, body: &str) -> Resp {
+    c.send(
+        "POST",
+        TEMPLATES,
+        Some(&json!({"name": name, "body": body}).to_string()),
+    )
+}
+
+#[test]
+fn templates_create_get_list_and_errors() {
+    let (server, mut c) = server();
+    let r = create(&mut c, "greet", "Hello {name}");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.text(),
+        r#"{"id":"t-1","name":"greet","body":"Hello {name}"}"#
+    );
+
+    let r = create(&mut c, "greet", "other");
+    assert_eq!(
+        (r.status, r.text()),
+        (409, r#"{"detail":"template already exists"}"#)
+    );
+
+    let r = create(&mut c, "second", "x");
+    assert_eq!(r.json()["id"], "t-2");
+
+    let r = c.send("GET", "/api/prompt-templates/t-1", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"id":"t-1","name":"greet","body":"Hello {name}"})
+    );
+
+    let r = c.send("GET", "/api/prompt-templates/t-99", None);
+    assert_eq!(
+        (r.status, r.text()),
+        (404, r#"{"detail":"template not found"}"#)
+    );
+
+    let r = c.send("GET", TEMPLATES, None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().as_array().map(Vec::len), Some(2));
+
+    for bad in [
+        r#"{"body":"x"}"#,
+        r#"{"name":""}"#,
+        r#"{"name":3}"#,
+        "not json",
+        "",
+    ] {
+        let r = c.send("POST", TEMPLATES, Some(bad));
+        assert_eq!(r.status, 422, "body {bad:?}");
+        assert!(r.json()["detail"].is_string());
+    }
+
+    let r = c.send("GET", "/api/admin/stats", None);
+    assert_eq!((r.status, r.json()), (200, json!({"templates": 2})));
+    assert_eq!(server.api().template_count(), 2);
+}
+
+#[test]
+fn ensure_version_success_probe_failure_and_unknown() {
+    let (_server, mut c) = server();
+    create(&mut c, "greet", "Hello");
+    let path = "/api/prompt-templates/t-1/ensure-version";
+
+    let r = c.send(
+        "POST",
+        path,
+        Some(r#"{"provider":"openai","model_id":"gpt-4o-2024-08-06","extra":1}"#),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        r#"{"provider":"openai","model_id":"gpt-4o-2024-08-06","provider_version_key":"openai:gpt-4o-2024-08-06","captured_at":"2026-01-01T00:00:00Z","created":true}"#
+    );
+
+    let r = c.send(
+        "POST",
+        path,
+        Some(r#"{"provider":"openai","model_id":"broken-x"}"#),
+    );
+    assert_eq!(
+        (r.status, r.text()),
+        (502, r#"{"detail":"provider probe failed"}"#)
+    );
+
+    let r = c.send(
+        "POST",
+        "/api/prompt-templates/t-7/ensure-version",
+        Some(r#"{"provider":"openai","model_id":"m"}"#),
+    );
+    assert_eq!(
+        (r.status, r.text()),
+        (404, r#"{"detail":"template not found"}"#)
+    );
+
+    let r = c.send("POST", path, Some(r#"{"provider":"openai"}"#));
+    assert_eq!(r.status, 422);
+}
+
+#[test]
+fn run_outcomes() {
+    let (_server, mut c) = server();
+    create(&mut c, "greet", "Hello {name}");
+    let path = "/api/prompt-templates/t-1/run";
+
+    let r = c.send(
+        "POST",
+        path,
+        Some(r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        r#"{"output":"Hello Ada","result_id":"r-1","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb"}"#
+    );
+
+    let r = c.send(
+        "POST",
+        path,
+        Some(r#"{"provider":"anthropic","model_id":"claude"}"#),
+    );
+    assert_eq!(r.json()["system_fingerprint"], Value::Null);
+    assert_eq!(r.json()["result_id"], "r-2");
+
+    let r = c.send(
+        "POST",
+        path,
+        Some(r#"{"provider":"openai","model_id":"nofp-1"}"#),
+    );
+    assert_eq!(r.json()["system_fingerprint"], "");
+
+    let r = c.send(
+        "POST",
+        path,
+        Some(r#"{"provider":"openai","model_id":"ratelimited-1"}"#),
+    );
+    assert_eq!((r.status, r.text()), (429, r#"{"detail":"rate limited"}"#));
+
+    let r = c.send(
+        "POST",
+        path,
+        Some(r#"{"provider":"openai","model_id":"fail-1"}"#),
+    );
+    assert_eq!(
+        (r.status, r.text()),
+        (500, r#"{"detail":"provider error"}"#)
+    );
+
+    let r = c.send(
+        "POST",
+        "/api/prompt-templates/t-2/run",
+        Some(r#"{"provider":"openai","model_id":"m"}"#),
+    );
+    assert_eq!(r.status, 404);
+
+    let r = c.send("POST", path, Some(r#"{"model_id":"m"}"#));
+    assert_eq!(r.status, 422);
+}
+
+#[test]
+fn healthz_follows_redis_flag_and_requests_are_counted() {
+    let (_server, mut c) = server();
+    let r = c.send("GET", "/healthz", None);
+    assert_eq!(
+        (r.status, r.text()),
+        (200, r#"{"status":"ok","redis":true}"#)
+    );
+
+    let r = c.send("POST", "/__sample/redis", Some(r#"{"up": false}"#));
+    assert_eq!(r.status, 204);
+    let r = c.send("GET", "/healthz", None);
+    assert_eq!(
+        (r.status, r.text()),
+        (503, r#"{"status":"degraded","redis":false}"#)
+    );
+
+    assert_eq!(
+        c.send("POST", "/__sample/redis", Some(r#"{"up": true}"#))
+            .status,
+        204
+    );
+    assert_eq!(c.send("GET", "/healthz", None).status, 200);
+    assert_eq!(c.send("POST", "/__sample/redis", Some("{}")).status, 422);
+
+    let r = c.send("GET", "/__sample/requests", None);
+    assert_eq!(r.json(), json!({"total": 3}));
+}
+
+#[test]
+fn large_generated_output_is_valid_json() {
+    let (_server, mut c) = server();
+    create(&mut c, "greet", "Hello");
+    let body = r#"{"provider":"openai","model_id":"gpt-4o"}"#;
+    for query in ["output_bytes=2000000", "output_bytes=2000000&chunked=1"] {
+        let r = c.send(
+            "POST",
+            &format!("/api/prompt-templates/t-1/run?{query}"),
+            Some(body),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("transfer-encoding").is_some(),
+            query.contains("chunked")
+        );
+        assert!(r
+            .body
+            .starts_with(b"{\"output\":\"lorem ipsum \\\"dolor\\\""));
+        let v = r.json();
+        let output = v["output"].as_str().expect("output");
+        assert_eq!(output.len(), 2_000_000);
+        assert_eq!(output, lorem_text(2_000_000));
+        assert_eq!(v["system_fingerprint"], "fp_44709d6fcb");
+    }
+}
+
+#[test]
+fn chunk_one_matches_unchunked_body() {
+    let (_server, mut c) = server();
+    create(&mut c, "greet", "Hello");
+    for path in ["/api/prompt-templates/t-1", "/openapi.json", "/nope"] {
+        let whole = c.send("GET", path, None);
+        let started = Instant::now();
+        let chunked = c.send("GET", &format!("{path}?chunk=1"), None);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{path} too slow"
+        );
+        assert_eq!(whole.status, chunked.status);
+        assert_eq!(whole.body, chunked.body, "{path}");
+    }
+    // Generated output split at odd sizes, also through the escapes.
+    let run = "/api/prompt-templates/t-1/run?output_bytes=300";
+    let body = r#"{"provider":"openai","model_id":"m"}"#;
+    let mut a = c.send("POST", run, Some(body)).json();
+    let mut b = c.send("POST", &format!("{run}&chunk=1"), Some(body)).json();
+    let mut d = c
+        .send("POST", &format!("{run}&chunk=7&chunked=1"), Some(body))
+        .json();
+    for v in [&mut a, &mut b, &mut d] {
+        v["result_id"] = Value::Null;
+    }
+    assert_eq!(a, b);
+    assert_eq!(a, d);
+}
+
+#[test]
+fn openapi_lists_the_paths() {
+    let (_server, mut c) = server();
+    let r = c.send("GET", "/openapi.json", None);
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')));
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in [
+        "/api/prompt-templates",
+        "/api/prompt-templates/{template_id}",
+        "/api/prompt-templates/{template_id}/ensure-version",
+        "/api/prompt-templates/{template_id}/run",
+        "/healthz",
+        "/api/admin/stats",
+    ] {
+        assert!(paths.contains_key(p), "missing {p}");
+    }
+    assert_eq!(paths.len(), 6);
+}
+
+#[test]
+fn unknown_routes_are_404() {
+    let (_server, mut c) = server();
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("DELETE", "/api/prompt-templates"),
+        ("GET", "/api/prompt-templates/t-1/run"),
+        ("GET", "/__sample/other"),
+    ] {
+        let r = c.send(method, path, None);
+        assert_eq!(
+            (r.status, r.text()),
+            (404, r#"{"detail":"Not Found"}"#),
+            "{method} {path}"
+        );
+    }
+}
+
+#[test]
+fn delay_knob_waits() {
+    let (_server, mut c) = server();
+    let started = Instant::now();
+    assert_eq!(c.send("GET", "/healthz?delay_ms=60", None).status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_then_shutdown_stops_listening() {
+    let running = prompter_sample_api::serve("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("serve");
+    let addr = running.addr;
+    let status = tokio::task::spawn_blocking(move || {
+        Client::connect(addr).send("GET", "/healthz", None).status
+    })
+    .await
+    .expect("client");
+    assert_eq!(status, 200);
+    running.shutdown().await;
+    assert!(TcpStream::connect(addr).is_err());
+}
