@@ -178,7 +178,10 @@ impl Buckets {
             return Err(invalid(field, "needs at least one bound"));
         }
         if bounds.iter().any(|b| !b.is_finite() || *b <= 0.0) {
-            return Err(invalid(field, "bounds must be finite numbers of seconds above 0 (`+Inf` is implied)"));
+            return Err(invalid(
+                field,
+                "bounds must be finite numbers of seconds above 0 (`+Inf` is implied)",
+            ));
         }
         if bounds.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid(field, "bounds must be strictly increasing"));
@@ -214,7 +217,10 @@ pub struct Config {
 impl Config {
     /// Parses the plugin configuration (empty means all defaults). `env_var` looks up the
     /// process environment (the VM's `environment_variables` in Envoy).
-    pub fn parse(json: &[u8], env_var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn parse(
+        json: &[u8],
+        env_var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let raw: RawConfig = if json.iter().all(u8::is_ascii_whitespace) {
             RawConfig::default()
         } else {
@@ -223,8 +229,17 @@ impl Config {
         Self::validate(raw, env_var)
     }
 
-    fn validate(raw: RawConfig, env_var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let service = label_setting("service", raw.service, SERVICE_ENV_VAR, &env_var, DEFAULT_SERVICE)?;
+    fn validate(
+        raw: RawConfig,
+        env_var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let service = label_setting(
+            "service",
+            raw.service,
+            SERVICE_ENV_VAR,
+            &env_var,
+            DEFAULT_SERVICE,
+        )?;
         let env = label_setting("env", raw.env, ENV_ENV_VAR, &env_var, DEFAULT_ENV)?;
 
         let route_texts = raw
@@ -236,8 +251,18 @@ impl Config {
             method: "POST".into(),
             route: route.into(),
         };
-        let probe = endpoint(&routes, "probe", raw.probe.unwrap_or_else(|| default_endpoint(DEFAULT_PROBE_ROUTE)))?;
-        let run = endpoint(&routes, "run", raw.run.unwrap_or_else(|| default_endpoint(DEFAULT_RUN_ROUTE)))?;
+        let probe = endpoint(
+            &routes,
+            "probe",
+            raw.probe
+                .unwrap_or_else(|| default_endpoint(DEFAULT_PROBE_ROUTE)),
+        )?;
+        let run = endpoint(
+            &routes,
+            "run",
+            raw.run
+                .unwrap_or_else(|| default_endpoint(DEFAULT_RUN_ROUTE)),
+        )?;
 
         let unique_raw = raw.unique_violations.unwrap_or_else(|| {
             vec![RawUniqueViolation {
@@ -250,7 +275,14 @@ impl Config {
         for (i, u) in unique_raw.into_iter().enumerate() {
             let field = format!("unique_violations[{i}]");
             let table = clean_label(&format!("{field}.table"), u.table)?;
-            let endpoint = endpoint(&routes, &field, RawEndpoint { method: u.method, route: u.route })?;
+            let endpoint = endpoint(
+                &routes,
+                &field,
+                RawEndpoint {
+                    method: u.method,
+                    route: u.route,
+                },
+            )?;
             unique_violations.push(UniqueViolation { endpoint, table });
         }
 
@@ -269,7 +301,10 @@ impl Config {
         }
         let fingerprint_provider = raw.fingerprint_provider.unwrap_or_else(|| "openai".into());
         if !providers.contains(&fingerprint_provider) {
-            return Err(invalid("fingerprint_provider", format!("`{fingerprint_provider}` is not in `providers`")));
+            return Err(invalid(
+                "fingerprint_provider",
+                format!("`{fingerprint_provider}` is not in `providers`"),
+            ));
         }
 
         let raw_models = raw.models.unwrap_or_default();
@@ -281,18 +316,25 @@ impl Config {
             return Err(invalid("models.max_length", "must be between 1 and 128"));
         }
         if !(1..=10_000).contains(&models.max_per_provider) {
-            return Err(invalid("models.max_per_provider", "must be between 1 and 10000"));
+            return Err(invalid(
+                "models.max_per_provider",
+                "must be between 1 and 10000",
+            ));
         }
 
         let health = health_check(raw.health.unwrap_or_default())?;
         let raw_buckets = raw.buckets.unwrap_or_default();
         let request_buckets = Buckets::new(
             "buckets.request_seconds",
-            raw_buckets.request_seconds.unwrap_or_else(|| DEFAULT_BUCKETS.to_vec()),
+            raw_buckets
+                .request_seconds
+                .unwrap_or_else(|| DEFAULT_BUCKETS.to_vec()),
         )?;
         let ensure_version_buckets = Buckets::new(
             "buckets.ensure_version_seconds",
-            raw_buckets.ensure_version_seconds.unwrap_or_else(|| DEFAULT_BUCKETS.to_vec()),
+            raw_buckets
+                .ensure_version_seconds
+                .unwrap_or_else(|| DEFAULT_BUCKETS.to_vec()),
         )?;
 
         Ok(Config {
@@ -341,7 +383,9 @@ fn clean_label(field: &str, value: String) -> Result<String, ConfigError> {
     if value.len() > 128 || !labels::is_clean(&value) {
         return Err(invalid(
             field,
-            format!("`{value}` is not a usable label value (1-128 of letters, digits, `_-.:/{{}}+`)"),
+            format!(
+                "`{value}` is not a usable label value (1-128 of letters, digits, `_-.:/{{}}+`)"
+            ),
         ));
     }
     Ok(value)
@@ -350,18 +394,26 @@ fn clean_label(field: &str, value: String) -> Result<String, ConfigError> {
 fn endpoint(routes: &RouteTable, field: &str, raw: RawEndpoint) -> Result<Endpoint, ConfigError> {
     let method = labels::method(&raw.method);
     if method == labels::OTHER {
-        return Err(invalid(format!("{field}.method"), format!("`{}` is not an HTTP method", raw.method)));
+        return Err(invalid(
+            format!("{field}.method"),
+            format!("`{}` is not an HTTP method", raw.method),
+        ));
     }
-    let route = routes
-        .id_of(&raw.route)
-        .ok_or_else(|| invalid(format!("{field}.route"), format!("`{}` is not one of `routes`", raw.route)))?;
+    let route = routes.id_of(&raw.route).ok_or_else(|| {
+        invalid(
+            format!("{field}.route"),
+            format!("`{}` is not one of `routes`", raw.route),
+        )
+    })?;
     Ok(Endpoint { method, route })
 }
 
 fn body_fields(raw: RawFields) -> Result<BodyFields, ConfigError> {
     let provider = raw.provider.unwrap_or_else(|| "provider".into());
     let model = raw.model.unwrap_or_else(|| "model_id".into());
-    let fingerprint = raw.system_fingerprint.unwrap_or_else(|| "system_fingerprint".into());
+    let fingerprint = raw
+        .system_fingerprint
+        .unwrap_or_else(|| "system_fingerprint".into());
     let redis = raw.redis.unwrap_or_else(|| "redis".into());
     let set = |keys: &[&str]| FieldSet::new(keys).map_err(|e| invalid("fields", e));
     Ok(BodyFields {
@@ -374,7 +426,10 @@ fn body_fields(raw: RawFields) -> Result<BodyFields, ConfigError> {
 fn health_check(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
     let path = raw.path.unwrap_or_else(|| "/healthz".into());
     if !path.starts_with('/') || path.contains(['?', '#']) || path.bytes().any(|b| b <= b' ') {
-        return Err(invalid("health.path", format!("`{path}` must be a path starting with `/`, without query")));
+        return Err(invalid(
+            "health.path",
+            format!("`{path}` must be a path starting with `/`, without query"),
+        ));
     }
     let cluster = raw.cluster.unwrap_or_else(|| DEFAULT_HEALTH_CLUSTER.into());
     if cluster.is_empty() {
@@ -383,13 +438,22 @@ fn health_check(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
     let authority = raw.authority.unwrap_or_else(|| DEFAULT_SERVICE.into());
     let interval = Duration::from_secs(raw.interval_seconds.unwrap_or(15));
     if interval > Duration::from_secs(86_400) {
-        return Err(invalid("health.interval_seconds", "must be at most 86400 (0 turns polling off)"));
+        return Err(invalid(
+            "health.interval_seconds",
+            "must be at most 86400 (0 turns polling off)",
+        ));
     }
     let timeout = Duration::from_millis(raw.timeout_ms.unwrap_or(2_000));
     if timeout.is_zero() || timeout > Duration::from_secs(60) {
         return Err(invalid("health.timeout_ms", "must be between 1 and 60000"));
     }
-    Ok(HealthCheck { path, cluster, authority, interval, timeout })
+    Ok(HealthCheck {
+        path,
+        cluster,
+        authority,
+        interval,
+        timeout,
+    })
 }
 
 #[cfg(test)]
@@ -408,7 +472,10 @@ mod tests {
         assert_eq!(config.routes.len(), 5);
         assert_eq!(config.routes.template(config.run.route), DEFAULT_RUN_ROUTE);
         let create = config.routes.id_of("/api/prompt-templates").unwrap();
-        assert_eq!(config.unique_table("POST", create), Some("prompt_templates"));
+        assert_eq!(
+            config.unique_table("POST", create),
+            Some("prompt_templates")
+        );
         assert_eq!(config.unique_table("GET", create), None);
         assert_eq!(config.request_buckets.labels.len(), 15);
         assert_eq!(config.health.interval, Duration::from_secs(15));
@@ -423,9 +490,15 @@ mod tests {
             _ => None,
         };
         let config = Config::parse(b"{}", env).unwrap();
-        assert_eq!((config.service.as_str(), config.env.as_str()), ("svc-a", "prod"));
+        assert_eq!(
+            (config.service.as_str(), config.env.as_str()),
+            ("svc-a", "prod")
+        );
         let config = Config::parse(br#"{"env":"staging"}"#, env).unwrap();
-        assert_eq!((config.service.as_str(), config.env.as_str()), ("svc-a", "staging"));
+        assert_eq!(
+            (config.service.as_str(), config.env.as_str()),
+            ("svc-a", "staging")
+        );
         let err = Config::parse(b"{}", |_| Some("bad;value".into())).unwrap_err();
         assert_eq!(err.field, "service (from $METRICS_SERVICE)");
     }
@@ -435,23 +508,63 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("{", "(document)", "EOF"),
             (r#"{"servce":"x"}"#, "(document)", "unknown field `servce`"),
-            (r#"{"service":"a b"}"#, "service", "not a usable label value"),
+            (
+                r#"{"service":"a b"}"#,
+                "service",
+                "not a usable label value",
+            ),
             (r#"{"routes":["nope"]}"#, "routes", "start with"),
-            (r#"{"run":{"method":"POST","route":"/x"}}"#, "run.route", "not one of `routes`"),
-            (r#"{"probe":{"method":"FETCH","route":"/healthz"}}"#, "probe.method", "not an HTTP method"),
+            (
+                r#"{"run":{"method":"POST","route":"/x"}}"#,
+                "run.route",
+                "not one of `routes`",
+            ),
+            (
+                r#"{"probe":{"method":"FETCH","route":"/healthz"}}"#,
+                "probe.method",
+                "not an HTTP method",
+            ),
             (
                 r#"{"unique_violations":[{"method":"POST","route":"/healthz","table":"a;b"}]}"#,
                 "unique_violations[0].table",
                 "usable",
             ),
-            (r#"{"providers":["openai","other"]}"#, "providers[1]", "usable"),
-            (r#"{"providers":["google"]}"#, "fingerprint_provider", "not in `providers`"),
+            (
+                r#"{"providers":["openai","other"]}"#,
+                "providers[1]",
+                "usable",
+            ),
+            (
+                r#"{"providers":["google"]}"#,
+                "fingerprint_provider",
+                "not in `providers`",
+            ),
             (r#"{"fields":{"model":"provider"}}"#, "fields", "twice"),
-            (r#"{"buckets":{"request_seconds":[1,0.5]}}"#, "buckets.request_seconds", "increasing"),
-            (r#"{"buckets":{"ensure_version_seconds":[]}}"#, "buckets.ensure_version_seconds", "at least one"),
-            (r#"{"health":{"timeout_ms":0}}"#, "health.timeout_ms", "between"),
-            (r#"{"health":{"path":"healthz"}}"#, "health.path", "starting with"),
-            (r#"{"models":{"max_length":0}}"#, "models.max_length", "between"),
+            (
+                r#"{"buckets":{"request_seconds":[1,0.5]}}"#,
+                "buckets.request_seconds",
+                "increasing",
+            ),
+            (
+                r#"{"buckets":{"ensure_version_seconds":[]}}"#,
+                "buckets.ensure_version_seconds",
+                "at least one",
+            ),
+            (
+                r#"{"health":{"timeout_ms":0}}"#,
+                "health.timeout_ms",
+                "between",
+            ),
+            (
+                r#"{"health":{"path":"healthz"}}"#,
+                "health.path",
+                "starting with",
+            ),
+            (
+                r#"{"models":{"max_length":0}}"#,
+                "models.max_length",
+                "between",
+            ),
         ];
         for (json, field, reason) in cases {
             let err = Config::parse(json.as_bytes(), no_env).unwrap_err();

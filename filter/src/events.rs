@@ -112,16 +112,31 @@ pub(crate) mod tests {
             metric: Metric::EnsureVersionSeconds,
             values: &["prompter-api", "dev", "openai"],
         };
-        record(&config, Event::Observe(series, 0.3), &mut scratch, &mut sink);
-        record(&config, Event::Observe(series, 0.01), &mut scratch, &mut sink);
+        record(
+            &config,
+            Event::Observe(series, 0.3),
+            &mut scratch,
+            &mut sink,
+        );
+        record(
+            &config,
+            Event::Observe(series, 0.01),
+            &mut scratch,
+            &mut sink,
+        );
         let prefix = "service=.=prompter-api;.;env=.=dev;.;provider=.=openai;.;";
-        let bucket = |le: &str| sink.0[&format!("{prefix}le=.={le};.;prompter_ensure_version_seconds_bucket")];
+        let bucket = |le: &str| {
+            sink.0[&format!("{prefix}le=.={le};.;prompter_ensure_version_seconds_bucket")]
+        };
         assert_eq!(bucket("0.005"), 0);
         assert_eq!(bucket("0.01"), 1);
         assert_eq!(bucket("0.25"), 1);
         assert_eq!(bucket("0.5"), 2);
         assert_eq!(bucket("+Inf"), 2);
-        assert_eq!(sink.0[&format!("{prefix}prompter_ensure_version_seconds_count")], 2);
+        assert_eq!(
+            sink.0[&format!("{prefix}prompter_ensure_version_seconds_count")],
+            2
+        );
         assert_eq!(sink.0.len(), 16);
     }
 
@@ -131,13 +146,22 @@ pub(crate) mod tests {
         let mut sink = MapSink::default();
         let mut scratch = String::new();
         let values = ["prompter-api", "dev"];
-        let series = Series { metric: Metric::RedisUp, values: &values };
+        let series = Series {
+            metric: Metric::RedisUp,
+            values: &values,
+        };
         record(&config, Event::Set(series, 1), &mut scratch, &mut sink);
         record(&config, Event::Set(series, 0), &mut scratch, &mut sink);
-        let series = Series { metric: Metric::ResultsInsert, values: &values };
+        let series = Series {
+            metric: Metric::ResultsInsert,
+            values: &values,
+        };
         record(&config, Event::Count(series), &mut scratch, &mut sink);
         record(&config, Event::Count(series), &mut scratch, &mut sink);
-        assert_eq!(sink.0["service=.=prompter-api;.;env=.=dev;.;prompter_redis_up"], 0);
+        assert_eq!(
+            sink.0["service=.=prompter-api;.;env=.=dev;.;prompter_redis_up"],
+            0
+        );
         assert_eq!(
             sink.0["service=.=prompter-api;.;env=.=dev;.;prompter_prompt_results_insert_total"],
             2

@@ -33,11 +33,18 @@ pub struct Exchange {
 
 impl Exchange {
     /// Starts an exchange from the request's `:method` and `:path`; `now_nanos` is the clock.
-    pub fn start(config: &Config, method: Option<&str>, path: Option<&str>, now_nanos: u64) -> Self {
+    pub fn start(
+        config: &Config,
+        method: Option<&str>,
+        path: Option<&str>,
+        now_nanos: u64,
+    ) -> Self {
         let method = method.map_or(OTHER, labels::method);
         let path = path.unwrap_or_default();
         let route = config.routes.find(path);
-        let is = |endpoint: &crate::config::Endpoint| route == Some(endpoint.route) && method == endpoint.method;
+        let is = |endpoint: &crate::config::Endpoint| {
+            route == Some(endpoint.route) && method == endpoint.method
+        };
         let role = if is(&config.probe) {
             Role::Probe
         } else if is(&config.run) {
@@ -105,9 +112,17 @@ impl Exchange {
     }
 
     /// Ends the exchange: every event it produces goes to `emit`.
-    pub fn finish(&self, config: &Config, models: &mut ModelLabels, now_nanos: u64, emit: &mut impl FnMut(Event<'_>)) {
+    pub fn finish(
+        &self,
+        config: &Config,
+        models: &mut ModelLabels,
+        now_nanos: u64,
+        emit: &mut impl FnMut(Event<'_>),
+    ) {
         let seconds = now_nanos.saturating_sub(self.started_nanos) as f64 / 1e9;
-        let route = self.route.map_or(UNMATCHED, |id| config.routes.template(id));
+        let route = self
+            .route
+            .map_or(UNMATCHED, |id| config.routes.template(id));
         let status_text = self.status.map(|s| s.to_string());
         let status = status_text.as_deref().unwrap_or(labels::NO_STATUS);
         let (service, env) = (config.service.as_str(), config.env.as_str());
@@ -130,24 +145,40 @@ impl Exchange {
             Role::Probe if matches!(class, None | Some(2) | Some(5)) => {
                 let provider = match self.field(FIELD_PROVIDER) {
                     Some(FieldValue::TooLong) => OTHER,
-                    value => ModelLabels::provider(&config.providers, value.and_then(FieldValue::as_str)),
+                    value => {
+                        ModelLabels::provider(&config.providers, value.and_then(FieldValue::as_str))
+                    }
                 };
                 let model = match self.field(FIELD_MODEL) {
                     Some(FieldValue::TooLong) => OTHER.to_string(),
-                    value => models.model(&config.models, provider, value.and_then(FieldValue::as_str)),
+                    value => {
+                        models.model(&config.models, provider, value.and_then(FieldValue::as_str))
+                    }
                 };
                 let values = [service, env, provider, model.as_str()];
-                emit(Event::Count(Series { metric: Metric::ProbeAttempts, values: &values }));
+                emit(Event::Count(Series {
+                    metric: Metric::ProbeAttempts,
+                    values: &values,
+                }));
                 if class != Some(2) {
-                    emit(Event::Count(Series { metric: Metric::ProbeFailures, values: &values }));
+                    emit(Event::Count(Series {
+                        metric: Metric::ProbeFailures,
+                        values: &values,
+                    }));
                 }
                 emit(Event::Observe(
-                    Series { metric: Metric::EnsureVersionSeconds, values: &[service, env, provider] },
+                    Series {
+                        metric: Metric::EnsureVersionSeconds,
+                        values: &[service, env, provider],
+                    },
                     seconds,
                 ));
             }
             Role::Run if class == Some(2) => {
-                emit(Event::Count(Series { metric: Metric::ResultsInsert, values: &[service, env] }));
+                emit(Event::Count(Series {
+                    metric: Metric::ResultsInsert,
+                    values: &[service, env],
+                }));
                 let provider = self.string_field(FIELD_PROVIDER);
                 let fingerprint = self.response_field(FIELD_FINGERPRINT);
                 let has_fingerprint = match fingerprint {
@@ -156,12 +187,21 @@ impl Exchange {
                     _ => false,
                 };
                 if has_fingerprint && provider == Some(config.fingerprint_provider.as_str()) {
-                    emit(Event::Count(Series { metric: Metric::FingerprintPresent, values: &[service, env] }));
+                    emit(Event::Count(Series {
+                        metric: Metric::FingerprintPresent,
+                        values: &[service, env],
+                    }));
                 }
             }
             Role::Health => {
                 if let Some(up) = self.response_field(FIELD_REDIS).as_bool() {
-                    emit(Event::Set(Series { metric: Metric::RedisUp, values: &[service, env] }, u64::from(up)));
+                    emit(Event::Set(
+                        Series {
+                            metric: Metric::RedisUp,
+                            values: &[service, env],
+                        },
+                        u64::from(up),
+                    ));
                 }
             }
             _ => {}
@@ -176,7 +216,10 @@ impl Exchange {
             }
         }
         if self.status == Some(429) {
-            emit(Event::Count(Series { metric: Metric::RateLimitHits, values: &[service, env, route] }));
+            emit(Event::Count(Series {
+                metric: Metric::RateLimitHits,
+                values: &[service, env, route],
+            }));
         }
     }
 
@@ -211,5 +254,11 @@ pub fn health_poll_value(config: &Config, body: Option<&[u8]>) -> u64 {
 /// Emits the `prompter_redis_up` gauge for a polled health check.
 pub fn emit_redis_up(config: &Config, value: u64, emit: &mut impl FnMut(Event<'_>)) {
     let values = [config.service.as_str(), config.env.as_str()];
-    emit(Event::Set(Series { metric: Metric::RedisUp, values: &values }, value));
+    emit(Event::Set(
+        Series {
+            metric: Metric::RedisUp,
+            values: &values,
+        },
+        value,
+    ));
 }

@@ -119,7 +119,14 @@ mod tests {
         assert_eq!(method("post"), "POST");
         assert_eq!(method("BREW"), OTHER);
         assert_eq!(status(Some("201")), Some(201));
-        for odd in [Some("2000"), Some("abc"), Some(""), Some("099"), Some("600"), None] {
+        for odd in [
+            Some("2000"),
+            Some("abc"),
+            Some(""),
+            Some("099"),
+            Some("600"),
+            None,
+        ] {
             assert_eq!(status(odd), None, "{odd:?}");
         }
     }
@@ -136,7 +143,10 @@ mod tests {
             max_per_provider: 2,
         };
         let mut models = ModelLabels::default();
-        assert_eq!(models.model(&bounds, "openai", Some("gpt-4o-2024")), "gpt-4o-2");
+        assert_eq!(
+            models.model(&bounds, "openai", Some("gpt-4o-2024")),
+            "gpt-4o-2"
+        );
         assert_eq!(models.model(&bounds, "openai", Some("o1")), "o1");
         assert_eq!(models.model(&bounds, "openai", Some("o3")), OTHER);
         assert_eq!(models.model(&bounds, "openai", Some("o1")), "o1");

@@ -161,7 +161,10 @@ mod tests {
             t.label("/api/prompt-templates/t-1/run#frag"),
             "/api/prompt-templates/{template_id}/run"
         );
-        assert_eq!(t.label("/api/prompt-templates/search"), "/api/prompt-templates/search");
+        assert_eq!(
+            t.label("/api/prompt-templates/search"),
+            "/api/prompt-templates/search"
+        );
         assert_eq!(t.label("/healthz?probe=1"), "/healthz");
         assert_eq!(t.label("/"), "/");
     }
@@ -184,10 +187,20 @@ mod tests {
 
     #[test]
     fn bad_templates_are_refused_with_the_reason() {
-        assert!(RouteTable::new(&["healthz"]).unwrap_err().contains("start with"));
-        assert!(RouteTable::new(&["/a/{}"]).unwrap_err().contains("malformed"));
-        assert!(RouteTable::new(&["/a/x{id}"]).unwrap_err().contains("whole segment"));
-        assert!(RouteTable::new(&["/a;b"]).unwrap_err().contains("characters"));
-        assert!(RouteTable::new(&["/a/{x}", "/a/{y}"]).unwrap_err().contains("twice"));
+        assert!(RouteTable::new(&["healthz"])
+            .unwrap_err()
+            .contains("start with"));
+        assert!(RouteTable::new(&["/a/{}"])
+            .unwrap_err()
+            .contains("malformed"));
+        assert!(RouteTable::new(&["/a/x{id}"])
+            .unwrap_err()
+            .contains("whole segment"));
+        assert!(RouteTable::new(&["/a;b"])
+            .unwrap_err()
+            .contains("characters"));
+        assert!(RouteTable::new(&["/a/{x}", "/a/{y}"])
+            .unwrap_err()
+            .contains("twice"));
     }
 }

@@ -81,7 +81,11 @@ mod tests {
     fn encodes_labels_before_the_name_and_decodes_them_back() {
         let name = encode(
             "prompter_db_unique_violation_total",
-            &[("service", "prompter-api"), ("env", "dev"), ("table", "prompt_templates")],
+            &[
+                ("service", "prompter-api"),
+                ("env", "dev"),
+                ("table", "prompt_templates"),
+            ],
         );
         assert_eq!(
             name,
@@ -91,7 +95,11 @@ mod tests {
         assert_eq!(decoded.series, "prompter_db_unique_violation_total");
         assert_eq!(
             decoded.labels,
-            vec![("service", "prompter-api"), ("env", "dev"), ("table", "prompt_templates")]
+            vec![
+                ("service", "prompter-api"),
+                ("env", "dev"),
+                ("table", "prompt_templates")
+            ]
         );
     }
 

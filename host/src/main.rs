@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use prompter_host::envoy_config::{Bootstrap, Endpoint};
 
 #[derive(Parser)]
-#[command(name = "prompter-host", version, about = "Run and deploy the Prompter metrics filter")]
+#[command(
+    name = "prompter-host",
+    version,
+    about = "Run and deploy the Prompter metrics filter"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,7 +40,13 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::EnvoyConfig { listen, upstream, admin, wasm, plugin_config } => {
+        Command::EnvoyConfig {
+            listen,
+            upstream,
+            admin,
+            wasm,
+            plugin_config,
+        } => {
             let plugin_config = match plugin_config.map(std::fs::read_to_string).transpose() {
                 Ok(text) => text.unwrap_or_else(|| "{}".to_string()),
                 Err(error) => {
@@ -44,7 +54,13 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let bootstrap = Bootstrap { listen, upstream, admin, wasm, plugin_config };
+            let bootstrap = Bootstrap {
+                listen,
+                upstream,
+                admin,
+                wasm,
+                plugin_config,
+            };
             match bootstrap.render() {
                 Ok(yaml) => {
                     print!("{yaml}");

@@ -41,19 +41,29 @@ impl HealthPoller {
             (":path", health.path.as_str()),
             (":authority", health.authority.as_str()),
         ];
-        match hostcalls::dispatch_http_call(&health.cluster, headers, None, vec![], health.timeout) {
+        match hostcalls::dispatch_http_call(&health.cluster, headers, None, vec![], health.timeout)
+        {
             Ok(token) => self.in_flight = Some(token),
             Err(status) => {
                 super::log(
                     LogLevel::Warn,
-                    &format!("prompter-filter: health check to cluster `{}` not sent: {status:?}", health.cluster),
+                    &format!(
+                        "prompter-filter: health check to cluster `{}` not sent: {status:?}",
+                        health.cluster
+                    ),
                 );
                 exchange::emit_redis_up(&shared.config, 0, &mut |event| shared.record(event));
             }
         }
     }
 
-    pub fn on_response(&mut self, shared: &Shared, token: u32, status: Option<&str>, body: Option<&[u8]>) {
+    pub fn on_response(
+        &mut self,
+        shared: &Shared,
+        token: u32,
+        status: Option<&str>,
+        body: Option<&[u8]>,
+    ) {
         if self.in_flight != Some(token) {
             return;
         }

@@ -17,7 +17,10 @@ pub struct RequestMetrics {
 
 impl RequestMetrics {
     pub fn new(shared: Rc<Shared>) -> Self {
-        RequestMetrics { shared, exchange: None }
+        RequestMetrics {
+            shared,
+            exchange: None,
+        }
     }
 
     fn now(&self) -> u64 {
@@ -31,13 +34,23 @@ impl HttpContext for RequestMetrics {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let method = self.get_http_request_header(":method");
         let path = self.get_http_request_header(":path");
-        let exchange = Exchange::start(&self.shared.config, method.as_deref(), path.as_deref(), self.now());
+        let exchange = Exchange::start(
+            &self.shared.config,
+            method.as_deref(),
+            path.as_deref(),
+            self.now(),
+        );
         self.exchange = Some(exchange);
         Action::Continue
     }
 
     fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        if body_size > 0 && self.exchange.as_ref().is_some_and(Exchange::wants_request_body) {
+        if body_size > 0
+            && self
+                .exchange
+                .as_ref()
+                .is_some_and(Exchange::wants_request_body)
+        {
             let chunk = self.get_http_request_body(0, body_size).unwrap_or_default();
             if let Some(exchange) = &mut self.exchange {
                 exchange.request_body(&self.shared.config, &chunk);
@@ -55,8 +68,15 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        if body_size > 0 && self.exchange.as_ref().is_some_and(Exchange::wants_response_body) {
-            let chunk = self.get_http_response_body(0, body_size).unwrap_or_default();
+        if body_size > 0
+            && self
+                .exchange
+                .as_ref()
+                .is_some_and(Exchange::wants_response_body)
+        {
+            let chunk = self
+                .get_http_response_body(0, body_size)
+                .unwrap_or_default();
             if let Some(exchange) = &mut self.exchange {
                 exchange.response_body(&self.shared.config, &chunk);
             }
@@ -79,6 +99,8 @@ impl HttpContext for RequestMetrics {
             .unwrap_or_else(|| Exchange::start(&shared.config, None, None, now));
         exchange.status_if_unknown(code);
         let mut models = shared.models.borrow_mut();
-        exchange.finish(&shared.config, &mut models, now, &mut |event| shared.record(event));
+        exchange.finish(&shared.config, &mut models, now, &mut |event| {
+            shared.record(event)
+        });
     }
 }

@@ -28,7 +28,12 @@ impl Shared {
     /// Applies one event to Envoy's stats.
     pub fn record(&self, event: Event<'_>) {
         let mut scratch = self.scratch.borrow_mut();
-        events::record(&self.config, event, &mut scratch, &mut *self.stats.borrow_mut());
+        events::record(
+            &self.config,
+            event,
+            &mut scratch,
+            &mut *self.stats.borrow_mut(),
+        );
     }
 }
 
@@ -39,7 +44,13 @@ pub struct PluginRoot {
 }
 
 impl Context for PluginRoot {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let body = self.get_http_call_response_body(0, body_size);
         let status = self.get_http_call_response_header(":status");
         if let (Some(health), Some(shared)) = (&mut self.health, &self.shared) {

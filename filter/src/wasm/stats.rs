@@ -42,7 +42,9 @@ impl EnvoyStats {
 
 impl StatSink for EnvoyStats {
     fn add(&mut self, name: &str, delta: u64) {
-        let Some(id) = self.id(MetricType::Counter, name) else { return };
+        let Some(id) = self.id(MetricType::Counter, name) else {
+            return;
+        };
         if delta > 0 {
             let delta = i64::try_from(delta).unwrap_or(i64::MAX);
             if let Err(status) = hostcalls::increment_metric(id, delta) {
@@ -52,7 +54,9 @@ impl StatSink for EnvoyStats {
     }
 
     fn set(&mut self, name: &str, value: u64) {
-        let Some(id) = self.id(MetricType::Gauge, name) else { return };
+        let Some(id) = self.id(MetricType::Gauge, name) else {
+            return;
+        };
         if let Err(status) = hostcalls::record_metric(id, value) {
             self.report(&format!("record_metric({name}) failed: {status:?}"));
         }

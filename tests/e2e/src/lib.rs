@@ -1,1 +1,21 @@
-//! Fixtures for the end-to-end tests: real Envoy, the sample API, a raw HTTP client, a scrape matcher.
+//! Fixtures for the end-to-end tests: real Envoy with the filter, the sample Prompter API,
+//! a raw HTTP/1.1 client that controls chunking, and a scrape of `/stats/prometheus`.
+
+pub mod client;
+pub mod envoy;
+pub mod scrape;
+
+use std::path::PathBuf;
+
+/// The repository root (tests run with the package directory as working directory).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A port nobody listens on right now (the OS picks it; closed again before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}

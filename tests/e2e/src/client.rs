@@ -1,0 +1,154 @@
+//! A deliberately small HTTP/1.1 client over `TcpStream`: it decides exactly how a request
+//! body is cut into chunks on the wire (down to one byte per chunk), which a general client
+//! would hide.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// How the request body goes on the wire.
+#[derive(Debug, Clone, Copy)]
+pub enum Framing {
+    /// One write with `Content-Length`.
+    Whole,
+    /// `Transfer-Encoding: chunked`, one chunk (and one flushed write) per `n` bytes.
+    Chunks(usize),
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    send(addr, "GET", path, None, Framing::Whole)
+}
+
+/// `get` that reports connection errors instead of panicking (for readiness polls).
+pub fn try_get(addr: SocketAddr, path: &str) -> io::Result<Response> {
+    try_send(addr, "GET", path, None, Framing::Whole)
+}
+
+pub fn post(addr: SocketAddr, path: &str, body: &str) -> Response {
+    send(addr, "POST", path, Some(body.as_bytes()), Framing::Whole)
+}
+
+/// Sends one request on a new connection and reads the whole response.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    framing: Framing,
+) -> Response {
+    try_send(addr, method, path, body, framing)
+        .unwrap_or_else(|e| panic!("{method} {path} via {addr}: {e}"))
+}
+
+fn try_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    framing: Framing,
+) -> io::Result<Response> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: prompter-api\r\nConnection: close\r\n");
+    if body.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    match (body, framing) {
+        (Some(body), Framing::Whole) => {
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+            stream.write_all(head.as_bytes())?;
+            stream.write_all(body)?;
+        }
+        (Some(body), Framing::Chunks(n)) => {
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            stream.write_all(head.as_bytes())?;
+            for piece in body.chunks(n.max(1)) {
+                stream.write_all(format!("{:x}\r\n", piece.len()).as_bytes())?;
+                stream.write_all(piece)?;
+                stream.write_all(b"\r\n")?;
+                stream.flush()?;
+                // Give the proxy a chance to forward each piece as its own data frame.
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            stream.write_all(b"0\r\n\r\n")?;
+        }
+        (None, _) => {
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes())?;
+        }
+    }
+    stream.flush()?;
+    read_response(BufReader::new(stream))
+}
+
+fn read_response(mut reader: impl BufRead) -> io::Result<Response> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line {line:?}"),
+            )
+        })?;
+    let mut length = None;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse::<usize>().ok();
+            } else if name.eq_ignore_ascii_case("transfer-encoding")
+                && value.eq_ignore_ascii_case("chunked")
+            {
+                chunked = true;
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+            if size == 0 {
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            reader.read_exact(&mut body[start..])?;
+            line.clear();
+            reader.read_line(&mut line)?;
+        }
+    } else if let Some(length) = length {
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    } else {
+        reader.read_to_end(&mut body)?;
+    }
+    Ok(Response { status, body })
+}

