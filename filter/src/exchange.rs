@@ -262,3 +262,7 @@ pub fn emit_redis_up(config: &Config, value: u64, emit: &mut impl FnMut(Event<'_
         value,
     ));
 }
+
+#[cfg(test)]
+#[path = "exchange_tests.rs"]
+mod tests;

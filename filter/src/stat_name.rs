@@ -109,4 +109,63 @@ mod tests {
         assert!(decode("service=x;.;starlette_requests_total").is_none());
         assert_eq!(decode("plain_name").unwrap().labels, vec![]);
     }
+
+    /// Applies the tag regexes the way Envoy's tag extractors do: every regex runs on the
+    /// full name, group 2 is the value, group 1 is cut out of the name.
+    fn extract(name: &str) -> (String, Vec<(String, String)>) {
+        let mut cut = vec![false; name.len()];
+        let mut tags = Vec::new();
+        for (key, pattern) in envoy_stats_tags() {
+            let re = regex::Regex::new(&pattern).unwrap();
+            if let Some(c) = re.captures(name) {
+                let whole = c.get(1).unwrap();
+                cut[whole.start()..whole.end()]
+                    .iter_mut()
+                    .for_each(|b| *b = true);
+                tags.push((key.to_string(), c[2].to_string()));
+            }
+        }
+        let rest: String = name
+            .char_indices()
+            .filter(|(i, _)| !cut[*i])
+            .map(|(_, c)| c)
+            .collect();
+        (rest, tags)
+    }
+
+    #[test]
+    fn every_label_of_every_metric_comes_out_whole_even_behind_a_scope_prefix() {
+        use crate::catalog::Metric;
+        for metric in Metric::ALL {
+            let mut labels: Vec<(&str, &str)> = metric
+                .def()
+                .labels
+                .iter()
+                .map(|k| (*k, "v.a-l/{x}"))
+                .collect();
+            labels.push((label::LE, "0.005"));
+            let name = format!("wasmcustom.{}", encode(metric.name(), &labels));
+            let (rest, tags) = extract(&name);
+            assert_eq!(rest, format!("wasmcustom.{}", metric.name()));
+            let mut want: Vec<(String, String)> = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            want.sort();
+            let mut tags = tags;
+            tags.sort();
+            assert_eq!(tags, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_key_that_is_the_tail_of_another_does_not_match_inside_it() {
+        let name = encode("x_total", &[("table", "prompt_templates")]);
+        let (rest, tags) = extract(&name);
+        assert_eq!(rest, "x_total");
+        assert_eq!(
+            tags,
+            vec![("table".to_string(), "prompt_templates".to_string())]
+        );
+    }
 }

@@ -91,13 +91,7 @@ impl Bootstrap {
         let _ = writeln!(y, "admin:");
         let _ = writeln!(y, "  address:");
         socket_address(&mut y, 4, &self.admin);
-        y.push_str(&format!(
-            r#"static_resources:
-  listeners:
-  - name: prompter_api
-    address:
-"#
-        ));
+        y.push_str("static_resources:\n  listeners:\n  - name: prompter_api\n    address:\n");
         socket_address(&mut y, 6, &self.listen);
         y.push_str(&format!(
             r#"    filter_chains:

@@ -94,7 +94,7 @@ pub fn parse(text: &str) -> Series {
     {
         let (name, labels, value) =
             parse_sample(line).unwrap_or_else(|| panic!("unparsable sample line {line:?}"));
-        if names.iter().any(|n| *n == name) {
+        if names.contains(&name) {
             let labels: Vec<(&str, &str)> = labels
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))

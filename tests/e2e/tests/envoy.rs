@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use prompter_e2e::client::{self, get, post, Framing};
+use prompter_e2e::client::{self, post, Framing};
 use prompter_e2e::envoy::{Envoy, EnvoyOptions};
 use prompter_e2e::scrape::{self, key, Series};
 use prompter_filter::catalog::{
@@ -381,7 +381,7 @@ fn envoys_own_503_for_a_dead_upstream_is_counted() {
     // The health poll cannot reach the API: redis is reported down.
     want.set(Metric::RedisUp, 0.0);
     let expected = want.series();
-    let scraped = scrape::envoy_until_equal(envoy.admin, &expected);
+    assert_histograms_consistent(&scrape::envoy_until_equal(envoy.admin, &expected));
 }
 
 #[test]
@@ -438,7 +438,7 @@ fn service_and_env_come_from_the_vm_environment() {
     want.request("GET", HEALTH, 200);
     want.set(Metric::RedisUp, 1.0);
     let expected = want.series();
-    let scraped = scrape::envoy_until_equal(envoy.admin, &expected);
+    assert_histograms_consistent(&scrape::envoy_until_equal(envoy.admin, &expected));
 }
 
 #[test]

@@ -1,0 +1,452 @@
+//! What one exchange reports, metric by metric, as PROMPTER_API.md defines it.
+
+use super::*;
+
+/// An event with owned values, easy to compare.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Count(Metric, Vec<String>),
+    Observe(Metric, Vec<String>, f64),
+    Set(Metric, Vec<String>, u64),
+}
+
+fn owned(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| v.to_string()).collect()
+}
+
+fn config() -> Config {
+    Config::parse(b"", |_| None).unwrap()
+}
+
+/// Runs one exchange: request line and body, then status and response body, all at once or
+/// in `chunk`-byte pieces; the response ends 0.25 s after the request started.
+struct Run<'a> {
+    method: &'a str,
+    path: &'a str,
+    request: &'a str,
+    status: Option<&'a str>,
+    response: &'a str,
+    chunk: usize,
+}
+
+impl Default for Run<'_> {
+    fn default() -> Self {
+        Run {
+            method: "GET",
+            path: "/",
+            request: "",
+            status: Some("200"),
+            response: "",
+            chunk: usize::MAX,
+        }
+    }
+}
+
+impl Run<'_> {
+    fn events_with(&self, config: &Config, models: &mut ModelLabels) -> Vec<Seen> {
+        let start = 1_000_000_000;
+        let mut exchange = Exchange::start(config, Some(self.method), Some(self.path), start);
+        for piece in self.request.as_bytes().chunks(self.chunk.max(1)) {
+            exchange.request_body(config, piece);
+        }
+        exchange.response_headers(self.status);
+        for piece in self.response.as_bytes().chunks(self.chunk.max(1)) {
+            exchange.response_body(config, piece);
+        }
+        let mut seen = Vec::new();
+        exchange.finish(config, models, start + 250_000_000, &mut |event| {
+            seen.push(match event {
+                Event::Count(s) => Seen::Count(s.metric, owned(s.values)),
+                Event::Observe(s, v) => Seen::Observe(s.metric, owned(s.values), v),
+                Event::Set(s, v) => Seen::Set(s.metric, owned(s.values), v),
+            })
+        });
+        seen
+    }
+
+    fn events(&self) -> Vec<Seen> {
+        self.events_with(&config(), &mut ModelLabels::default())
+    }
+
+    /// The events other than the request counter and latency every exchange has.
+    fn domain_events(&self) -> Vec<Seen> {
+        let mut events = self.events();
+        events.drain(..2);
+        events
+    }
+}
+
+fn count(metric: Metric, values: &[&str]) -> Seen {
+    Seen::Count(metric, owned(values))
+}
+
+const ENSURE: &str = "/api/prompt-templates/t-1/ensure-version";
+const RUN: &str = "/api/prompt-templates/t-1/run";
+const SE: [&str; 2] = ["prompter-api", "dev"];
+
+#[test]
+fn every_request_is_counted_with_its_route_template_and_timed_in_seconds() {
+    let events = Run {
+        path: "/api/prompt-templates/t-9?x=1",
+        status: Some("404"),
+        ..Run::default()
+    }
+    .events();
+    let route = "/api/prompt-templates/{template_id}";
+    assert_eq!(
+        events,
+        vec![
+            count(
+                Metric::RequestsTotal,
+                &["prompter-api", "dev", "GET", route, "404"]
+            ),
+            Seen::Observe(
+                Metric::RequestSeconds,
+                owned(&["prompter-api", "dev", "GET", route]),
+                0.25
+            ),
+        ]
+    );
+}
+
+#[test]
+fn unmatched_paths_odd_methods_and_odd_statuses_stay_bounded() {
+    let events = Run {
+        method: "BREW",
+        path: "/users/42/secret",
+        status: Some("2000"),
+        ..Run::default()
+    }
+    .events();
+    assert_eq!(
+        events[0],
+        count(
+            Metric::RequestsTotal,
+            &["prompter-api", "dev", "other", "unmatched", "0"]
+        )
+    );
+    let events = Run {
+        path: "/healthz",
+        status: None,
+        ..Run::default()
+    }
+    .events();
+    assert_eq!(
+        events[0],
+        count(
+            Metric::RequestsTotal,
+            &["prompter-api", "dev", "GET", "/healthz", "0"]
+        )
+    );
+}
+
+#[test]
+fn probes_count_attempts_failures_and_their_duration() {
+    let body = r#"{"provider":"openai","model_id":"gpt-4o"}"#;
+    let probe = |status: Option<&'static str>| Run {
+        method: "POST",
+        path: ENSURE,
+        request: body,
+        status,
+        ..Run::default()
+    };
+    let attempt = count(
+        Metric::ProbeAttempts,
+        &["prompter-api", "dev", "openai", "gpt-4o"],
+    );
+    let failure = count(
+        Metric::ProbeFailures,
+        &["prompter-api", "dev", "openai", "gpt-4o"],
+    );
+    let timing = Seen::Observe(
+        Metric::EnsureVersionSeconds,
+        owned(&["prompter-api", "dev", "openai"]),
+        0.25,
+    );
+
+    assert_eq!(
+        probe(Some("200")).domain_events(),
+        vec![attempt.clone(), timing.clone()]
+    );
+    assert_eq!(
+        probe(Some("502")).domain_events(),
+        vec![attempt.clone(), failure.clone(), timing.clone()]
+    );
+    // No upstream response at all: the probe was attempted and failed.
+    assert_eq!(probe(None).domain_events(), vec![attempt, failure, timing]);
+    // A 4xx never reached the provider.
+    assert_eq!(probe(Some("404")).domain_events(), vec![]);
+    assert_eq!(probe(Some("422")).domain_events(), vec![]);
+    // Another method on the same route is not a probe.
+    assert_eq!(
+        Run {
+            method: "GET",
+            path: ENSURE,
+            request: body,
+            ..Run::default()
+        }
+        .domain_events(),
+        vec![]
+    );
+}
+
+#[test]
+fn provider_and_model_come_from_the_request_else_the_response_else_unknown() {
+    let run = |request: &'static str, response: &'static str| {
+        Run {
+            method: "POST",
+            path: ENSURE,
+            request,
+            response,
+            ..Run::default()
+        }
+        .domain_events()[0]
+            .clone()
+    };
+    let attempt = |p: &str, m: &str| count(Metric::ProbeAttempts, &["prompter-api", "dev", p, m]);
+    assert_eq!(
+        run(
+            r#"{"model_id":"m1","provider":"google"}"#,
+            r#"{"provider":"openai","model_id":"m2"}"#
+        ),
+        attempt("google", "m1")
+    );
+    assert_eq!(
+        run("", r#"{"provider":"anthropic","model_id":"claude"}"#),
+        attempt("anthropic", "claude")
+    );
+    assert_eq!(run("not json", "<html>"), attempt("unknown", "unknown"));
+    assert_eq!(
+        run(r#"{"meta":{"provider":"openai"}}"#, "{}"),
+        attempt("unknown", "unknown")
+    );
+    assert_eq!(
+        run(
+            r#"{"provider":"Mistral","model_id":"x;.;env=.=prod;.;"}"#,
+            ""
+        ),
+        attempt("other", "x_._env_._prod_._")
+    );
+    let long = format!(
+        r#"{{"provider":"openai","model_id":"{}"}}"#,
+        "m".repeat(500)
+    );
+    let events = Run {
+        method: "POST",
+        path: ENSURE,
+        request: &long,
+        ..Run::default()
+    }
+    .domain_events();
+    assert_eq!(events[0], attempt("openai", "other"));
+}
+
+#[test]
+fn models_per_provider_are_capped() {
+    let config = Config::parse(br#"{"models":{"max_per_provider":2}}"#, |_| None).unwrap();
+    let mut models = ModelLabels::default();
+    let mut model_of = |id: &str| {
+        let body = format!(r#"{{"provider":"openai","model_id":"{id}"}}"#);
+        let events = Run {
+            method: "POST",
+            path: ENSURE,
+            request: &body,
+            ..Run::default()
+        }
+        .events_with(&config, &mut models);
+        match &events[2] {
+            Seen::Count(_, values) => values[3].clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(model_of("a"), "a");
+    assert_eq!(model_of("b"), "b");
+    assert_eq!(model_of("c"), "other");
+    assert_eq!(model_of("a"), "a");
+}
+
+#[test]
+fn runs_insert_results_and_count_openai_fingerprints() {
+    let run = |request: &'static str, status: &'static str, response: &'static str| {
+        Run {
+            method: "POST",
+            path: RUN,
+            request,
+            status: Some(status),
+            response,
+            chunk: 1,
+        }
+        .domain_events()
+    };
+    let insert = count(Metric::ResultsInsert, &SE);
+    let fingerprint = count(Metric::FingerprintPresent, &SE);
+    let openai = r#"{"provider":"openai","model_id":"gpt-4o"}"#;
+    assert_eq!(
+        run(
+            openai,
+            "200",
+            r#"{"output":"a \"quoted\" {text}","system_fingerprint":"fp_1"}"#
+        ),
+        vec![insert.clone(), fingerprint.clone()]
+    );
+    assert_eq!(
+        run(openai, "200", r#"{"system_fingerprint":""}"#),
+        vec![insert.clone()]
+    );
+    assert_eq!(
+        run(openai, "200", r#"{"system_fingerprint":null}"#),
+        vec![insert.clone()]
+    );
+    assert_eq!(
+        run(openai, "200", r#"{"meta":{"system_fingerprint":"fp"}}"#),
+        vec![insert.clone()]
+    );
+    let google = r#"{"provider":"google","model_id":"gemini"}"#;
+    assert_eq!(
+        run(google, "200", r#"{"system_fingerprint":"fp_1"}"#),
+        vec![insert.clone()]
+    );
+    // The provider may only be in the response.
+    assert_eq!(
+        run(
+            "{}",
+            "201",
+            r#"{"provider":"openai","system_fingerprint":"fp_1"}"#
+        ),
+        vec![insert, fingerprint]
+    );
+    assert_eq!(run(openai, "500", r#"{"detail":"x"}"#), vec![]);
+}
+
+#[test]
+fn a_2_mb_output_before_the_fingerprint_is_read_whatever_the_chunking() {
+    let response = format!(
+        r#"{{"output":"{}","provider":"openai","system_fingerprint":"fp_9"}}"#,
+        "o".repeat(2 << 20)
+    );
+    for chunk in [7, 65_536, usize::MAX] {
+        let events = Run {
+            method: "POST",
+            path: RUN,
+            request: "{}",
+            response: &response,
+            chunk,
+            ..Run::default()
+        }
+        .domain_events();
+        assert_eq!(
+            events,
+            vec![
+                count(Metric::ResultsInsert, &SE),
+                count(Metric::FingerprintPresent, &SE)
+            ],
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
+fn conflicts_on_mapped_routes_are_unique_violations() {
+    let create = Run {
+        method: "POST",
+        path: "/api/prompt-templates",
+        status: Some("409"),
+        ..Run::default()
+    };
+    assert_eq!(
+        create.domain_events(),
+        vec![count(
+            Metric::UniqueViolations,
+            &["prompter-api", "dev", "prompt_templates"]
+        )]
+    );
+    let elsewhere = Run {
+        method: "PUT",
+        path: "/api/prompt-templates",
+        status: Some("409"),
+        ..Run::default()
+    };
+    assert_eq!(elsewhere.domain_events(), vec![]);
+}
+
+#[test]
+fn too_many_requests_are_rate_limit_hits_by_route_template() {
+    let limited = Run {
+        method: "POST",
+        path: RUN,
+        request: r#"{"provider":"openai"}"#,
+        status: Some("429"),
+        ..Run::default()
+    };
+    let endpoint = "/api/prompt-templates/{template_id}/run";
+    assert_eq!(
+        limited.domain_events(),
+        vec![count(
+            Metric::RateLimitHits,
+            &["prompter-api", "dev", endpoint]
+        )]
+    );
+    let unmatched = Run {
+        path: "/elsewhere",
+        status: Some("429"),
+        ..Run::default()
+    };
+    assert_eq!(
+        unmatched.domain_events(),
+        vec![count(
+            Metric::RateLimitHits,
+            &["prompter-api", "dev", "unmatched"]
+        )]
+    );
+}
+
+#[test]
+fn health_responses_passing_through_set_the_redis_gauge() {
+    let health = |status: &'static str, response: &'static str| {
+        Run {
+            path: "/healthz?full=1",
+            status: Some(status),
+            response,
+            chunk: 2,
+            ..Run::default()
+        }
+        .domain_events()
+    };
+    assert_eq!(
+        health("200", r#"{"status":"ok","redis":true}"#),
+        vec![Seen::Set(Metric::RedisUp, owned(&SE), 1)]
+    );
+    assert_eq!(
+        health("503", r#"{"status":"degraded","redis":false}"#),
+        vec![Seen::Set(Metric::RedisUp, owned(&SE), 0)]
+    );
+    // Nothing to read: the gauge is left to the poller.
+    assert_eq!(health("502", "upstream connect error"), vec![]);
+    assert_eq!(health("200", r#"{"redis":"yes"}"#), vec![]);
+}
+
+#[test]
+fn health_polls_read_the_redis_field_and_fail_to_zero() {
+    let config = config();
+    assert_eq!(
+        health_poll_value(&config, Some(br#"{"status":"ok","redis":true}"#)),
+        1
+    );
+    assert_eq!(health_poll_value(&config, Some(br#"{"redis":false}"#)), 0);
+    assert_eq!(health_poll_value(&config, Some(b"<html>")), 0);
+    assert_eq!(health_poll_value(&config, None), 0);
+}
+
+#[test]
+fn only_routes_that_need_a_body_read_one() {
+    let config = config();
+    let list = Exchange::start(&config, Some("GET"), Some("/api/prompt-templates"), 0);
+    assert!(!list.wants_request_body());
+    let mut probe = Exchange::start(&config, Some("POST"), Some(ENSURE), 0);
+    assert!(probe.wants_request_body());
+    probe.response_headers(Some("200"));
+    assert!(probe.wants_response_body());
+    let mut plain = Exchange::start(&config, Some("POST"), Some("/api/prompt-templates"), 0);
+    plain.response_headers(Some("201"));
+    assert!(!plain.wants_response_body());
+}
