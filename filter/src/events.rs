@@ -20,8 +20,8 @@ pub struct Series<'a> {
 pub enum Event<'a> {
     /// Add one to a counter.
     Count(Series<'a>),
-    /// Observe a duration, in seconds, in a histogram.
-    Observe(Series<'a>, f64),
+    /// Observe a duration, in nanoseconds, in a histogram (exported in seconds).
+    Observe(Series<'a>, u64),
     /// Set a gauge.
     Set(Series<'a>, u64),
 }
@@ -34,6 +34,11 @@ pub trait StatSink {
     fn add(&mut self, name: &str, delta: u64);
     /// Sets the gauge `name`.
     fn set(&mut self, name: &str, value: u64);
+    /// Records one observation, in nanoseconds, in the histogram `name` (the catalog name,
+    /// without suffix). Envoy's bootstrap drops these (its histograms would export `le` in
+    /// nanoseconds); a host that knows the unit exports them as real histograms in seconds,
+    /// `_sum` included.
+    fn observe(&mut self, name: &str, nanos: u64);
 }
 
 /// Applies one event to `sink`. `scratch` is reused between calls to build stat names.
@@ -57,10 +62,10 @@ pub fn record(config: &Config, event: Event<'_>, scratch: &mut String, sink: &mu
             encode(scratch, name, "", &pairs[..n]);
             sink.set(scratch, value);
         }
-        Event::Observe(_, seconds) => {
+        Event::Observe(_, nanos) => {
             debug_assert_eq!(series.metric.kind(), MetricKind::Histogram);
             let buckets = buckets_of(config, series.metric);
-            let first = buckets.first_bucket(seconds);
+            let first = buckets.first_bucket(nanos as f64 / 1e9);
             for (i, le) in buckets.labels.iter().enumerate() {
                 pairs[n] = (label::LE, le);
                 encode(scratch, name, BUCKET_SUFFIX, &pairs[..=n]);
@@ -68,6 +73,8 @@ pub fn record(config: &Config, event: Event<'_>, scratch: &mut String, sink: &mu
             }
             encode(scratch, name, COUNT_SUFFIX, &pairs[..n]);
             sink.add(scratch, 1);
+            encode(scratch, name, "", &pairs[..n]);
+            sink.observe(scratch, nanos);
         }
     }
 }
@@ -92,7 +99,7 @@ pub(crate) mod tests {
 
     /// A sink that keeps every stat in a map, as Envoy's stat store would.
     #[derive(Debug, Default)]
-    pub(crate) struct MapSink(pub BTreeMap<String, u64>);
+    pub(crate) struct MapSink(pub BTreeMap<String, u64>, pub Vec<(String, u64)>);
 
     impl StatSink for MapSink {
         fn add(&mut self, name: &str, delta: u64) {
@@ -100,6 +107,9 @@ pub(crate) mod tests {
         }
         fn set(&mut self, name: &str, value: u64) {
             self.0.insert(name.to_string(), value);
+        }
+        fn observe(&mut self, name: &str, nanos: u64) {
+            self.1.push((name.to_string(), nanos));
         }
     }
 
@@ -114,13 +124,13 @@ pub(crate) mod tests {
         };
         record(
             &config,
-            Event::Observe(series, 0.3),
+            Event::Observe(series, 300_000_000),
             &mut scratch,
             &mut sink,
         );
         record(
             &config,
-            Event::Observe(series, 0.01),
+            Event::Observe(series, 10_000_000),
             &mut scratch,
             &mut sink,
         );
@@ -138,6 +148,11 @@ pub(crate) mod tests {
             2
         );
         assert_eq!(sink.0.len(), 16);
+        let native = format!("{prefix}prompter_ensure_version_seconds");
+        assert_eq!(
+            sink.1,
+            vec![(native.clone(), 300_000_000), (native, 10_000_000)]
+        );
     }
 
     #[test]

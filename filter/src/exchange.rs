@@ -119,7 +119,7 @@ impl Exchange {
         now_nanos: u64,
         emit: &mut impl FnMut(Event<'_>),
     ) {
-        let seconds = now_nanos.saturating_sub(self.started_nanos) as f64 / 1e9;
+        let nanos = now_nanos.saturating_sub(self.started_nanos);
         let route = self
             .route
             .map_or(UNMATCHED, |id| config.routes.template(id));
@@ -137,7 +137,7 @@ impl Exchange {
                 metric: Metric::RequestSeconds,
                 values: &[service, env, self.method, route],
             },
-            seconds,
+            nanos,
         ));
 
         match self.role {
@@ -171,7 +171,7 @@ impl Exchange {
                         metric: Metric::EnsureVersionSeconds,
                         values: &[service, env, provider],
                     },
-                    seconds,
+                    nanos,
                 ));
             }
             Role::Run if class == Some(2) => {

@@ -57,7 +57,7 @@ impl Run<'_> {
         exchange.finish(config, models, start + 250_000_000, &mut |event| {
             seen.push(match event {
                 Event::Count(s) => Seen::Count(s.metric, owned(s.values)),
-                Event::Observe(s, v) => Seen::Observe(s.metric, owned(s.values), v),
+                Event::Observe(s, v) => Seen::Observe(s.metric, owned(s.values), v as f64 / 1e9),
                 Event::Set(s, v) => Seen::Set(s.metric, owned(s.values), v),
             })
         });

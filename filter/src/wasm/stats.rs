@@ -53,6 +53,15 @@ impl StatSink for EnvoyStats {
         }
     }
 
+    fn observe(&mut self, name: &str, nanos: u64) {
+        let Some(id) = self.id(MetricType::Histogram, name) else {
+            return;
+        };
+        if let Err(status) = hostcalls::record_metric(id, nanos) {
+            self.report(&format!("record_metric({name}) failed: {status:?}"));
+        }
+    }
+
     fn set(&mut self, name: &str, value: u64) {
         let Some(id) = self.id(MetricType::Gauge, name) else {
             return;
