@@ -1,8 +1,12 @@
 //! Fixtures for the end-to-end tests: real Envoy with the filter, the sample Prompter API,
-//! a raw HTTP/1.1 client that controls chunking, and a scrape of `/stats/prometheus`.
+//! a raw HTTP/1.1 client that controls chunking, and a scrape of `/stats/prometheus`; and for
+//! the dashboard tests, real Prometheus, a PromQL reader and the files `dashboards/` ships.
 
 pub mod client;
+pub mod dashboard;
 pub mod envoy;
+pub mod prometheus;
+pub mod promql;
 pub mod scrape;
 
 use std::path::PathBuf;

@@ -1,0 +1,269 @@
+//! A deterministic driver for a filter, for tests: a manual clock, streams fed by hand, ticks
+//! and http call answers on demand, and the resulting metrics and logs to assert on.
+//!
+//! ```no_run
+//! use prompter_host::testing::{Harness, Request};
+//! let mut filter = Harness::builder().plugin_config(r#"{"health":{"interval_seconds":0}}"#).build().unwrap();
+//! filter.exchange(&Request::post("/api/prompt-templates", "{}").status(201)).unwrap();
+//! assert_eq!(filter.series().get("starlette_requests_total", &[("status", "201")]), None);
+//! ```
+
+pub mod series;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub use series::Series;
+
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::logs::Logs;
+use crate::metrics::MetricStore;
+use crate::shared_data::SharedData;
+use crate::state::{
+    HeaderMap, HttpCallRequest, HttpCallResponse, LocalResponse, PluginSetup, Shared,
+};
+use crate::vm::{Action, FilterInstance, FilterModule};
+
+/// The release build of the filter (`scripts/test` builds it before the tests).
+pub fn default_wasm() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(crate::envoy_config::DEFAULT_WASM)
+}
+
+/// The default filter module, compiled once per test process.
+pub fn default_module() -> FilterModule {
+    static MODULE: OnceLock<FilterModule> = OnceLock::new();
+    MODULE
+        .get_or_init(|| {
+            let path = default_wasm();
+            FilterModule::from_file(&path).unwrap_or_else(|e| {
+                panic!("{e}: build it with `cargo build -p prompter-filter --target wasm32-wasip1 --release` (scripts/test does)")
+            })
+        })
+        .clone()
+}
+
+/// Shared state (metrics, shared data, logs) for `plugin_config`, with a clock.
+pub fn shared_for(plugin_config: &[u8], env: &[(String, String)], clock: Clock) -> Shared {
+    let logs = Arc::new(Logs::new(None));
+    let buckets = crate::metrics::filter_buckets(plugin_config, env);
+    Shared {
+        metrics: Arc::new(MetricStore::new(buckets, Arc::clone(&logs))),
+        shared_data: Arc::new(SharedData::default()),
+        logs,
+        clock,
+    }
+}
+
+pub struct HarnessBuilder {
+    module: Option<FilterModule>,
+    setup: PluginSetup,
+    start_nanos: u64,
+}
+
+impl HarnessBuilder {
+    pub fn module(mut self, module: FilterModule) -> Self {
+        self.module = Some(module);
+        self
+    }
+
+    pub fn plugin_config(mut self, json: &str) -> Self {
+        self.setup.plugin_config = json.as_bytes().to_vec();
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.setup.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn cluster(mut self, name: &str) -> Self {
+        self.setup.clusters.push(name.into());
+        self
+    }
+
+    pub fn build(self) -> Result<Harness> {
+        let clock = Clock::manual(self.start_nanos);
+        let shared = shared_for(&self.setup.plugin_config, &self.setup.env, clock.clone());
+        let module = self.module.unwrap_or_else(default_module);
+        let instance = FilterInstance::new(&module, shared.clone(), self.setup)?;
+        Ok(Harness {
+            instance: Mutex::new(instance),
+            shared,
+            clock,
+        })
+    }
+}
+
+/// One request/response exchange to feed through the filter.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// `None`: the stream ends without a response (reset).
+    pub status: Option<String>,
+    pub response_body: Vec<u8>,
+    /// Body chunk size on both sides.
+    pub chunk: usize,
+    /// Time from request start to end of response.
+    pub duration_nanos: u64,
+}
+
+impl Request {
+    pub fn new(method: &str, path: &str) -> Self {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            status: Some("200".into()),
+            response_body: Vec::new(),
+            chunk: usize::MAX,
+            duration_nanos: 1_000_000,
+        }
+    }
+
+    pub fn get(path: &str) -> Self {
+        Self::new("GET", path)
+    }
+
+    pub fn post(path: &str, body: &str) -> Self {
+        let mut request = Self::new("POST", path);
+        request.body = body.as_bytes().to_vec();
+        request
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = Some(status.to_string());
+        self
+    }
+
+    /// A raw `:status` value (odd ones included) or none at all.
+    pub fn raw_status(mut self, status: Option<&str>) -> Self {
+        self.status = status.map(str::to_string);
+        self
+    }
+
+    pub fn respond(mut self, body: &str) -> Self {
+        self.response_body = body.as_bytes().to_vec();
+        self
+    }
+
+    pub fn chunked(mut self, size: usize) -> Self {
+        self.chunk = size.max(1);
+        self
+    }
+
+    pub fn taking_seconds(mut self, seconds: f64) -> Self {
+        self.duration_nanos = (seconds * 1e9).round() as u64;
+        self
+    }
+}
+
+/// What the filter did with an exchange.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub actions: Vec<Action>,
+    pub local_response: Option<LocalResponse>,
+}
+
+pub struct Harness {
+    instance: Mutex<FilterInstance>,
+    pub shared: Shared,
+    pub clock: Clock,
+}
+
+impl Harness {
+    pub fn builder() -> HarnessBuilder {
+        HarnessBuilder {
+            module: None,
+            setup: PluginSetup::default(),
+            start_nanos: 1_700_000_000_000_000_000,
+        }
+    }
+
+    /// The default filter with `plugin_config`.
+    pub fn with_config(plugin_config: &str) -> Harness {
+        Self::builder()
+            .plugin_config(plugin_config)
+            .build()
+            .expect("the filter starts")
+    }
+
+    pub fn instance(&self) -> std::sync::MutexGuard<'_, FilterInstance> {
+        self.instance.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one exchange through every callback, in order, as Envoy would.
+    pub fn exchange(&self, request: &Request) -> Result<Outcome> {
+        let mut vm = self.instance();
+        let mut outcome = Outcome::default();
+        let id = vm.create_stream()?;
+        let mut headers: HeaderMap = vec![
+            (b":method".to_vec(), request.method.as_bytes().to_vec()),
+            (b":path".to_vec(), request.path.as_bytes().to_vec()),
+            (b":authority".to_vec(), b"prompter-api".to_vec()),
+        ];
+        headers.extend(request.headers.iter().cloned());
+        outcome
+            .actions
+            .push(vm.on_request_headers(id, headers, request.body.is_empty())?);
+        let chunks: Vec<&[u8]> = request.body.chunks(request.chunk.max(1)).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            outcome
+                .actions
+                .push(vm.on_request_body(id, chunk, i + 1 == chunks.len())?);
+        }
+        self.clock.advance_nanos(request.duration_nanos);
+        if let Some(status) = &request.status {
+            let headers = vec![(b":status".to_vec(), status.as_bytes().to_vec())];
+            outcome.actions.push(vm.on_response_headers(
+                id,
+                headers,
+                request.response_body.is_empty(),
+            )?);
+            let chunks: Vec<&[u8]> = request.response_body.chunks(request.chunk.max(1)).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                outcome
+                    .actions
+                    .push(vm.on_response_body(id, chunk, i + 1 == chunks.len())?);
+            }
+        }
+        outcome.local_response = vm.take_local_response(id);
+        vm.finish_stream(id)?;
+        Ok(outcome)
+    }
+
+    pub fn advance_seconds(&self, seconds: f64) {
+        self.clock.advance_nanos((seconds * 1e9).round() as u64);
+    }
+
+    pub fn tick(&self) -> Result<()> {
+        self.instance().tick()
+    }
+
+    pub fn take_http_calls(&self) -> Vec<HttpCallRequest> {
+        self.instance().take_http_calls()
+    }
+
+    pub fn answer_http_call(&self, token: u32, response: Option<HttpCallResponse>) -> Result<()> {
+        self.instance().on_http_call_response(token, response)
+    }
+
+    /// The exporter's text, as `/metrics` serves it.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.encode()
+    }
+
+    pub fn series(&self) -> Series {
+        series::parse(&self.metrics_text())
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.shared.logs.texts()
+    }
+}

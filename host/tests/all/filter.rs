@@ -1,0 +1,79 @@
+//! The filter's behaviour, driven deterministically through the host: every metric of the
+//! catalog, as the in-app module would report it (counters, gauge, full histograms).
+
+use prompter_filter::catalog::{label, Metric, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_SUFFIX};
+use prompter_host::testing::{Harness, Request};
+
+const NO_POLLING: &str = r#"{"health":{"interval_seconds":0}}"#;
+const SE: [(&str, &str); 2] = [(label::SERVICE, "prompter-api"), (label::ENV, "dev")];
+
+fn with_se<'a>(labels: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = SE.to_vec();
+    all.extend_from_slice(labels);
+    all
+}
+
+#[test]
+fn a_request_gives_its_counter_and_a_real_histogram_in_seconds() {
+    let filter = Harness::with_config(NO_POLLING);
+    let outcome = filter
+        .exchange(
+            &Request::get("/api/prompt-templates/t-1?x=1")
+                .status(200)
+                .taking_seconds(0.3),
+        )
+        .unwrap();
+    assert!(outcome.local_response.is_none());
+    let series = filter.series();
+    let route = "/api/prompt-templates/{template_id}";
+    let request = with_se(&[(label::METHOD, "GET"), (label::ROUTE, route)]);
+    let mut counted = request.clone();
+    counted.push((label::STATUS, "200"));
+    assert_eq!(
+        series.get(Metric::RequestsTotal.name(), &counted),
+        Some(1.0)
+    );
+    let histogram = Metric::RequestSeconds.name();
+    assert_eq!(
+        series.get(&format!("{histogram}{COUNT_SUFFIX}"), &request),
+        Some(1.0)
+    );
+    let sum = series
+        .get(&format!("{histogram}{SUM_SUFFIX}"), &request)
+        .unwrap();
+    assert!((sum - 0.3).abs() < 1e-9, "{sum}");
+    let bucket = |le: &str| {
+        let mut labels = request.clone();
+        labels.push((label::LE, le));
+        series.get(&format!("{histogram}{BUCKET_SUFFIX}"), &labels)
+    };
+    assert_eq!(bucket("0.25"), Some(0.0));
+    assert_eq!(bucket("0.5"), Some(1.0));
+    assert_eq!(bucket("1.0"), Some(1.0));
+    assert_eq!(bucket("+Inf"), Some(1.0));
+}
+
+#[test]
+fn the_exposition_has_help_and_type_from_the_catalog() {
+    let filter = Harness::with_config(NO_POLLING);
+    filter
+        .exchange(&Request::get("/healthz").respond(r#"{"redis":true}"#))
+        .unwrap();
+    let text = filter.metrics_text();
+    for metric in [
+        Metric::RequestsTotal,
+        Metric::RequestSeconds,
+        Metric::RedisUp,
+    ] {
+        let def = metric.def();
+        let family = def.name.strip_suffix("_total").unwrap_or(def.name);
+        assert!(
+            text.contains(&format!("# HELP {family} {}", def.help)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} {}", def.kind.prometheus_type())),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! The host's integration tests, one binary (`mod` per area), on the real filter module.
+
+mod abi;
+mod filter;
