@@ -3,6 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+#[path = "cli/proxy.rs"]
+mod proxy;
 use prompter_host::envoy_config::{Bootstrap, Endpoint};
 
 #[derive(Parser)]
@@ -18,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Reverse proxy running the filter, with a Prometheus exporter. Without --upstream it
+    /// starts the built-in sample Prompter API behind it.
+    Proxy(proxy::ProxyArgs),
     /// Print an Envoy bootstrap (YAML) that puts the filter in front of the Prompter API.
     EnvoyConfig {
         /// Address Envoy listens on for API traffic.
@@ -40,6 +46,7 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Proxy(args) => proxy::run(args),
         Command::EnvoyConfig {
             listen,
             upstream,

@@ -287,6 +287,13 @@ impl MetricStore {
         Ok(entry.value.load(Ordering::Relaxed).max(0) as u64)
     }
 
+    /// Registers a counter of the host itself (not the filter's), exported beside the filter's.
+    pub fn host_counter(&self, name: &str, help: &str) -> Counter {
+        let counter = Counter::default();
+        self.lock().registry.register(name, help, counter.clone());
+        counter
+    }
+
     /// The OpenMetrics text exposition of every exported metric.
     pub fn encode(&self) -> String {
         let inner = self.lock();

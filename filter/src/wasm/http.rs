@@ -30,10 +30,16 @@ impl RequestMetrics {
 
 impl Context for RequestMetrics {}
 
+/// Header bytes as text. The SDK's `String` getters panic on bytes that are not UTF-8; odd
+/// bytes only ever lead to `other`/`unmatched`/`0` labels, so a lossy copy is enough.
+fn lossy(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 impl HttpContext for RequestMetrics {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let method = self.get_http_request_header(":method");
-        let path = self.get_http_request_header(":path");
+        let method = lossy(self.get_http_request_header_bytes(":method"));
+        let path = lossy(self.get_http_request_header_bytes(":path"));
         let exchange = Exchange::start(
             &self.shared.config,
             method.as_deref(),
@@ -60,7 +66,7 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let status = self.get_http_response_header(":status");
+        let status = lossy(self.get_http_response_header_bytes(":status"));
         if let Some(exchange) = &mut self.exchange {
             exchange.response_headers(status.as_deref());
         }

@@ -52,7 +52,9 @@ impl Context for PluginRoot {
         _trailers: usize,
     ) {
         let body = self.get_http_call_response_body(0, body_size);
-        let status = self.get_http_call_response_header(":status");
+        let status = self
+            .get_http_call_response_header_bytes(":status")
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         if let (Some(health), Some(shared)) = (&mut self.health, &self.shared) {
             health.on_response(shared, token, status.as_deref(), body.as_deref());
         }
