@@ -673,3 +673,22 @@ fn every_panel_lights_up_on_prometheus_scraping_envoy() {
         &[Target::new("prompter-envoy", envoy.admin)],
     );
 }
+
+#[test]
+fn every_panel_lights_up_on_prometheus_scraping_the_host_exporter() {
+    let sample = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let proxy = prompter_host::proxy::spawn(prompter_host::proxy::ProxyOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics: "127.0.0.1:0".parse().unwrap(),
+        upstream: Some(format!("http://{}", sample.addr).parse().unwrap()),
+        wasm: prompter_e2e::envoy::wasm_module(),
+        plugin_config: b"{}".to_vec(),
+        env: Vec::new(),
+        workers: 2,
+        upstream_timeout: Duration::from_secs(10),
+        fail_closed: true,
+        echo_logs: false,
+    })
+    .expect("the host proxy starts");
+    assert_dashboard_lights_up(proxy.listen, &[Target::new("prompter-host", proxy.metrics)]);
+}
