@@ -14,7 +14,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
-use super::stream::{FilterStream, Filtered, Prefixed};
+use super::stream::{Channel, FilterStream, Filtered, Prefixed};
 use super::workers::Pool;
 use crate::state::{HeaderMap, LocalResponse};
 use crate::vm::Action;
@@ -70,24 +70,28 @@ impl Forwarder {
         if self.fail_closed && stream.failed() {
             return self.local_reply(&stream, envoy_reply(503, "filter failed"));
         }
-        let body = Filtered::new(body, Arc::clone(&stream), false);
+        // The request body goes through the filter as it arrives, whether or not the upstream
+        // takes it (as in Envoy, where the filters before the router see it either way).
+        let (frames, receiver) = tokio::sync::mpsc::channel(8);
+        let pump = tokio::spawn(pump(
+            Filtered::new(body, Arc::clone(&stream), false),
+            frames,
+        ));
+        let mut channel = Channel::new(receiver);
         let (headers, body) = if action == Action::Pause {
-            // The filter holds the request until it has seen (part of) the body: read until it
-            // lets data through, then send the headers as it left them.
-            match hold_until_released(body).await {
-                Ok(held) => {
-                    let headers = stream
-                        .with(|vm, id| Ok(vm.stream(id).map(|s| s.request_headers.clone())))
-                        .flatten();
-                    (headers.unwrap_or(headers_before), held)
-                }
-                Err(_) => {
-                    return self
-                        .local_reply(&stream, envoy_reply(400, "client reset the request body"))
-                }
-            }
+            // The filter holds the request until it lets (part of) the body through; then the
+            // headers go as it left them.
+            let first = channel.recv().await;
+            let headers = stream
+                .with(|vm, id| Ok(vm.stream(id).map(|s| s.request_headers.clone())))
+                .flatten();
+            let held: Vec<_> = first.into_iter().filter_map(Result::ok).collect();
+            (
+                headers.unwrap_or(headers_before),
+                Prefixed::new(held, channel).boxed(),
+            )
         } else {
-            (headers, body.boxed())
+            (headers, channel.boxed())
         };
         if let Some(local) = stream.take_local_response() {
             return self.local_reply(&stream, local);
@@ -104,11 +108,13 @@ impl Forwarder {
         {
             Ok(Ok(response)) => response,
             Ok(Err(_)) => {
+                let _ = tokio::time::timeout(BODY_GRACE, pump).await;
                 let reply = envoy_reply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure");
                 return self.local_reply(&stream, reply);
             }
             Err(_) => {
-                return self.local_reply(&stream, envoy_reply(504, "upstream request timeout"))
+                let _ = tokio::time::timeout(BODY_GRACE, pump).await;
+                return self.local_reply(&stream, envoy_reply(504, "upstream request timeout"));
             }
         };
         let (parts, body) = response.into_parts();
@@ -190,18 +196,25 @@ fn envoy_reply(status: u16, reason: &str) -> LocalResponse {
     }
 }
 
-/// Reads the request body through the filter until it releases data (or the body ends).
-async fn hold_until_released(mut body: Filtered<Incoming>) -> Result<ProxyBody, hyper::Error> {
-    let mut held = Vec::new();
+/// How long a failed exchange waits for the rest of the request body to pass the filter.
+const BODY_GRACE: Duration = Duration::from_secs(1);
+
+/// Reads the downstream body through the filter and hands what it lets through to the
+/// upstream; once the upstream is gone it keeps reading, so the filter still sees it all.
+async fn pump(
+    mut body: Filtered<Incoming>,
+    frames: tokio::sync::mpsc::Sender<Result<hyper::body::Frame<Bytes>, hyper::Error>>,
+) {
+    let mut upstream_open = true;
     while let Some(frame) = body.frame().await {
-        let frame = frame?;
-        let released = frame.is_data();
-        held.push(frame);
-        if released {
+        let failed = frame.is_err();
+        if upstream_open && frames.send(frame).await.is_err() {
+            upstream_open = false;
+        }
+        if failed {
             break;
         }
     }
-    Ok(Prefixed::new(held, body).boxed())
 }
 
 fn request_map(parts: &hyper::http::request::Parts) -> HeaderMap {

@@ -114,9 +114,10 @@ impl FilterStream {
         self.with(|vm, id| Ok(vm.take_local_response(id))).flatten()
     }
 
-    /// Ends the stream once (`proxy_on_log`, `proxy_on_done`, `proxy_on_delete`).
+    /// Ends the stream once (`proxy_on_log`, `proxy_on_done`, `proxy_on_delete`). After a
+    /// failure there is nothing to end: the instance that trapped is gone.
     pub fn finish(&self) {
-        if self.finished.swap(true, Ordering::Relaxed) {
+        if self.finished.swap(true, Ordering::Relaxed) || self.failed() {
             return;
         }
         if let Some(id) = self.id {
@@ -251,5 +252,32 @@ where
 
     fn is_end_stream(&self) -> bool {
         self.held.is_empty() && self.rest.is_end_stream()
+    }
+}
+
+/// The request body as the upstream client reads it: frames the pump let through the filter.
+pub struct Channel {
+    frames: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, hyper::Error>>,
+}
+
+impl Channel {
+    pub fn new(frames: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, hyper::Error>>) -> Self {
+        Channel { frames }
+    }
+
+    pub async fn recv(&mut self) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        self.frames.recv().await
+    }
+}
+
+impl Body for Channel {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.frames.poll_recv(cx)
     }
 }

@@ -22,7 +22,7 @@ impl Series {
     }
 
     /// The series whose name is `name`, with their labels.
-    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a String, f64)> + 'a {
+    pub fn named<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a String, f64)> + 'a {
         let prefix = format!("{name}{{");
         self.0
             .iter()

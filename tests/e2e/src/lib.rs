@@ -5,8 +5,10 @@
 pub mod client;
 pub mod dashboard;
 pub mod envoy;
+pub mod host;
 pub mod prometheus;
 pub mod promql;
+pub mod scenario;
 pub mod scrape;
 
 use std::path::PathBuf;

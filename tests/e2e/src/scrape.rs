@@ -72,3 +72,36 @@ pub fn envoy_until_equal(admin: SocketAddr, expected: &Series) -> Series {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The host exporter's `/metrics`: our catalog's series, histograms with `_sum`.
+pub fn host(metrics: SocketAddr) -> Series {
+    let response = client::get(metrics, prompter_host::exporter::METRICS_PATH);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let mut names = catalog_series_names();
+    for metric in Metric::ALL
+        .iter()
+        .filter(|m| m.kind() == MetricKind::Histogram)
+    {
+        names.push(format!(
+            "{}{}",
+            metric.name(),
+            prompter_filter::catalog::SUM_SUFFIX
+        ));
+    }
+    prompter_host::testing::series::parse_filtered(&response.text(), |name| {
+        names.iter().any(|n| n == name)
+    })
+}
+
+/// Everything but `_sum` series (Envoy's scrape has none).
+pub fn without_sums(series: &Series) -> Series {
+    let suffix = format!("{}{{", prompter_filter::catalog::SUM_SUFFIX);
+    Series(
+        series
+            .0
+            .iter()
+            .filter(|(k, _)| !k.contains(&suffix))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+    )
+}
