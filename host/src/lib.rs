@@ -11,6 +11,7 @@ pub mod exporter;
 pub mod logs;
 pub mod metrics;
 pub mod proxy;
+pub mod replay;
 pub mod shared_data;
 pub mod state;
 pub mod testing;

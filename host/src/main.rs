@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 #[path = "cli/proxy.rs"]
 mod proxy;
+#[path = "cli/replay.rs"]
+mod replay;
 use prompter_host::envoy_config::{Bootstrap, Endpoint};
 
 #[derive(Parser)]
@@ -24,6 +26,8 @@ enum Command {
     /// Reverse proxy running the filter, with a Prometheus exporter. Without --upstream it
     /// starts the built-in sample Prompter API behind it.
     Proxy(proxy::ProxyArgs),
+    /// Feed recorded exchanges (JSON Lines or HAR) through the filter and print the metrics.
+    Replay(replay::ReplayArgs),
     /// Print an Envoy bootstrap (YAML) that puts the filter in front of the Prompter API.
     EnvoyConfig {
         /// Address Envoy listens on for API traffic.
@@ -47,6 +51,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Proxy(args) => proxy::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::EnvoyConfig {
             listen,
             upstream,
