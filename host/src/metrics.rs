@@ -267,7 +267,7 @@ impl MetricStore {
                 if signed < previous {
                     return Err(MetricError::BadArgument);
                 }
-                c.inc_by((signed - previous) as u64);
+                c.inc_by(signed.abs_diff(previous));
             }
             Export::Hidden => {}
         }

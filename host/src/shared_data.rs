@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+type Entries = HashMap<Vec<u8>, (Vec<u8>, u32)>;
+
 #[derive(Debug, Default)]
 pub struct SharedData {
-    entries: Mutex<(HashMap<Vec<u8>, (Vec<u8>, u32)>, u32)>,
+    /// Values with their versions, and the last version handed out.
+    entries: Mutex<(Entries, u32)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]

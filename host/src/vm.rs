@@ -23,6 +23,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const EPOCH_DEADLINE: u64 = 200;
 /// Linear memory one instance may grow to.
 const MEMORY_LIMIT: usize = 512 << 20;
+/// Table entries one instance may grow to (unlimited, `table.grow` could take gigabytes of
+/// host memory; a Rust filter has a few hundred).
+const TABLE_LIMIT: usize = 1 << 20;
 const ROOT_CONTEXT: u32 = 1;
 
 /// What a stream callback answered.
@@ -93,6 +96,9 @@ fn spawn_epoch_ticker(engine: &Engine) {
     });
 }
 
+/// `proxy_on_http_call_response(context, token, headers, body size, trailers)`.
+type OnHttpCallResponse = TypedFunc<(i32, i32, i32, i32, i32), ()>;
+
 struct Exports {
     on_context_create: Option<TypedFunc<(i32, i32), ()>>,
     on_vm_start: Option<TypedFunc<(i32, i32), i32>>,
@@ -107,7 +113,7 @@ struct Exports {
     on_done: Option<TypedFunc<i32, i32>>,
     on_delete: Option<TypedFunc<i32, ()>>,
     on_tick: Option<TypedFunc<i32, ()>>,
-    on_http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    on_http_call_response: Option<OnHttpCallResponse>,
 }
 
 /// One running instance of the filter.
@@ -129,6 +135,7 @@ impl FilterInstance {
     pub fn new(module: &FilterModule, shared: Shared, setup: PluginSetup) -> Result<Self> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(MEMORY_LIMIT)
+            .table_elements(TABLE_LIMIT)
             .instances(1)
             .build();
         let mut store = Store::new(&module.engine, HostState::new(shared, setup, limits));

@@ -16,10 +16,14 @@ fn property_key(path: &[u8]) -> String {
         .join(".")
 }
 
+/// The longest log line kept: the host keeps the last lines, and a guest must not fill it with
+/// copies of its whole memory.
+pub(super) const MAX_LOG_LINE: usize = 64 << 10;
+
 fn log(mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) -> HostResult<i32> {
     let mut guest = Guest::new(&mut caller)?;
     guest.state().host_calls += 1;
-    let message = guest.read_string(ptr, len)?;
+    let message = guest.read_string_prefix(ptr, len, MAX_LOG_LINE)?;
     guest
         .state()
         .shared

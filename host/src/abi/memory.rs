@@ -31,20 +31,40 @@ impl<'a, 'c> Guest<'a, 'c> {
         self.caller.data_mut()
     }
 
-    /// A copy of `len` bytes at `ptr`.
-    pub fn read(&self, ptr: i32, len: i32) -> HostResult<Vec<u8>> {
+    /// The `len` bytes at `ptr`, checked.
+    fn slice(&self, ptr: i32, len: i32) -> HostResult<&[u8]> {
         let (start, len) = (offset(ptr), offset(len));
         self.memory
             .data(&*self.caller)
             .get(start..)
             .and_then(|s| s.get(..len))
-            .map(<[u8]>::to_vec)
             .ok_or_else(|| wasmtime::format_err!("guest range {start}+{len} is out of bounds"))
+    }
+
+    /// Checks that `len` bytes at `ptr` are in bounds, without copying them.
+    pub fn check(&self, ptr: i32, len: i32) -> HostResult<()> {
+        self.slice(ptr, len).map(drop)
+    }
+
+    /// A copy of `len` bytes at `ptr`.
+    pub fn read(&self, ptr: i32, len: i32) -> HostResult<Vec<u8>> {
+        self.slice(ptr, len).map(<[u8]>::to_vec)
     }
 
     /// `len` bytes at `ptr` as text (lossy: the ABI does not promise UTF-8).
     pub fn read_string(&self, ptr: i32, len: i32) -> HostResult<String> {
         Ok(String::from_utf8_lossy(&self.read(ptr, len)?).into_owned())
+    }
+
+    /// At most the first `max` of the `len` bytes at `ptr` (all checked), as text: for what
+    /// the host keeps, so that a guest cannot fill it with copies of its whole memory.
+    pub fn read_string_prefix(&self, ptr: i32, len: i32, max: usize) -> HostResult<String> {
+        let bytes = self.slice(ptr, len)?;
+        let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
+        if bytes.len() > max {
+            text.push_str(&format!(" … (cut from {} bytes)", bytes.len()));
+        }
+        Ok(text)
     }
 
     pub fn read_u32(&self, ptr: i32) -> HostResult<u32> {

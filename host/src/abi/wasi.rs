@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use wasmtime::{Caller, Linker};
 
+use super::context::MAX_LOG_LINE;
 use super::memory::{Guest, HostResult};
 use crate::logs::Level;
 use crate::state::HostState;
@@ -67,13 +68,17 @@ fn fd_write(
         2 => Level::Error,
         _ => return Ok(ERRNO_BADF),
     };
-    let mut text = Vec::new();
+    let (mut text, mut written) = (Vec::new(), 0usize);
     for i in 0..iovs_len.clamp(0, 1024) {
         let base = iovs.wrapping_add(8 * i);
         let (ptr, len) = (guest.read_u32(base)?, guest.read_u32(base.wrapping_add(4))?);
-        text.extend(guest.read(ptr as i32, len as i32)?);
+        guest.check(ptr as i32, len as i32)?;
+        written = written.saturating_add(len as usize);
+        // One log line's worth is copied; the rest is checked and counted, not kept.
+        let keep = (len as usize).min(MAX_LOG_LINE.saturating_sub(text.len()));
+        text.extend(guest.read(ptr as i32, keep as i32)?);
     }
-    guest.write_u32(nwritten, text.len() as u32)?;
+    guest.write_u32(nwritten, u32::try_from(written).unwrap_or(u32::MAX))?;
     let line = String::from_utf8_lossy(&text).trim_end().to_string();
     if !line.is_empty() {
         guest.state().shared.logs.push(level, line);
@@ -83,6 +88,8 @@ fn fd_write(
 
 fn random_get(mut caller: Caller<'_, HostState>, buf: i32, len: i32) -> HostResult<i32> {
     let mut guest = Guest::new(&mut caller)?;
+    // Checked before anything is generated: `len` may be 4 GiB.
+    guest.check(buf, len)?;
     // Seeds for the guest's hash maps: unpredictable enough, without another dependency.
     let mut bytes = Vec::with_capacity(len as u32 as usize);
     while bytes.len() < len as u32 as usize {
