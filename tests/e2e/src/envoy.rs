@@ -54,6 +54,16 @@ impl EnvoyOptions {
     }
 }
 
+/// A bootstrap to start Envoy with: its text (YAML or JSON), the listener and admin addresses
+/// it binds, and extra command-line arguments (e.g. Istio's `--config-yaml` override).
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub bootstrap: String,
+    pub listener: SocketAddr,
+    pub admin: SocketAddr,
+    pub args: Vec<String>,
+}
+
 pub struct Envoy {
     pub listener: SocketAddr,
     pub admin: SocketAddr,
@@ -81,18 +91,51 @@ impl Envoy {
             plugin_config: options.plugin_config.clone(),
         };
         let yaml = bootstrap.render().expect("test bootstrap renders");
+        Envoy::spawn_bootstrap(
+            &Launch {
+                bootstrap: yaml,
+                listener,
+                admin,
+                args: Vec::new(),
+            },
+            &options,
+        )
+    }
+
+    /// Starts Envoy with a bootstrap of the caller's (e.g. one shaped like an Istio sidecar's),
+    /// `options` giving the process environment and concurrency; waits until it serves.
+    pub fn start_bootstrap(launch: &Launch, options: &EnvoyOptions) -> Envoy {
+        let mut envoy = Envoy::spawn_bootstrap(launch, options);
+        envoy.wait_ready();
+        envoy
+    }
+
+    /// Starts Envoy with a bootstrap of the caller's without waiting for it.
+    pub fn spawn_bootstrap(launch: &Launch, options: &EnvoyOptions) -> Envoy {
+        let Launch {
+            bootstrap,
+            listener,
+            admin,
+            args,
+        } = launch;
         let dir = std::env::temp_dir().join(format!(
             "prompter-e2e-envoy-{}-{}",
             std::process::id(),
             listener.port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("envoy.yaml"), yaml).unwrap();
+        let extension = if bootstrap.trim_start().starts_with('{') {
+            "json"
+        } else {
+            "yaml"
+        };
+        let config = dir.join(format!("envoy.{extension}"));
+        std::fs::write(&config, bootstrap).unwrap();
         let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
         let mut command = Command::new(envoy_binary());
         command
             .arg("-c")
-            .arg(dir.join("envoy.yaml"))
+            .arg(&config)
             .args(["--concurrency", &options.concurrency.to_string()])
             .args([
                 "--disable-hot-restart",
@@ -101,6 +144,7 @@ impl Envoy {
                 "--component-log-level",
                 "wasm:debug",
             ])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -111,8 +155,8 @@ impl Envoy {
         }
         let child = command.spawn().expect("Envoy starts");
         Envoy {
-            listener,
-            admin,
+            listener: *listener,
+            admin: *admin,
             child,
             dir,
         }

@@ -6,6 +6,8 @@ pub mod client;
 pub mod dashboard;
 pub mod envoy;
 pub mod host;
+pub mod istio;
+pub mod oci;
 pub mod prometheus;
 pub mod promql;
 pub mod scenario;
