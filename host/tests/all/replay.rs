@@ -38,8 +38,11 @@ fn name(metric: Metric, suffix: &str) -> String {
     format!("{}{suffix}", metric.name())
 }
 
+/// A series name, its labels other than service and env, and its value.
+type Row<'a> = (String, &'a [(&'a str, &'a str)], f64);
+
 /// Series with `service="prompter-api"`, `env="dev"` added to each.
-fn expected(rows: &[(String, &[(&str, &str)], f64)]) -> Series {
+fn expected(rows: &[Row<'_>]) -> Series {
     Series(
         rows.iter()
             .map(|(name, labels, value)| {
