@@ -57,6 +57,31 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+// ---- the VM configuration: what the host can do ----------------------------------------
+
+/// The VM configuration (`vm_config.configuration` in Envoy) of a host that exports real
+/// histograms: the filter then also records each duration, in nanoseconds, as a proxy-wasm
+/// histogram. Envoy prints histograms in the recorded unit, so it is left off there.
+pub const NATIVE_HISTOGRAMS_VM_CONFIG: &str = r#"{"native_histograms":true}"#;
+
+/// What the host told the filter about itself through the VM configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmOptions {
+    #[serde(default)]
+    pub native_histograms: bool,
+}
+
+impl VmOptions {
+    /// Empty means the defaults (Envoy's case).
+    pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return Ok(VmOptions::default());
+        }
+        serde_json::from_slice(json).map_err(|e| invalid("(vm configuration)", e.to_string()))
+    }
+}
+
 // ---- the JSON as users write it ----------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +237,8 @@ pub struct Config {
     pub health: HealthCheck,
     pub request_buckets: Buckets,
     pub ensure_version_buckets: Buckets,
+    /// From the VM configuration ([`VmOptions`]), not the plugin configuration.
+    pub native_histograms: bool,
 }
 
 impl Config {
@@ -351,6 +378,7 @@ impl Config {
             health,
             request_buckets,
             ensure_version_buckets,
+            native_histograms: false,
         })
     }
 
@@ -572,6 +600,15 @@ mod tests {
             assert!(err.reason.contains(reason), "{json}: {err}");
             assert!(err.to_string().contains(field));
         }
+    }
+
+    #[test]
+    fn the_vm_configuration_says_whether_the_host_takes_native_histograms() {
+        assert_eq!(VmOptions::parse(b"").unwrap(), VmOptions::default());
+        assert!(VmOptions::parse(NATIVE_HISTOGRAMS_VM_CONFIG.as_bytes()).unwrap().native_histograms);
+        let err = VmOptions::parse(br#"{"native":true}"#).unwrap_err();
+        assert_eq!(err.field, "(vm configuration)");
+        assert!(err.reason.contains("unknown field"));
     }
 
     #[test]

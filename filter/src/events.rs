@@ -35,9 +35,8 @@ pub trait StatSink {
     /// Sets the gauge `name`.
     fn set(&mut self, name: &str, value: u64);
     /// Records one observation, in nanoseconds, in the histogram `name` (the catalog name,
-    /// without suffix). Envoy's bootstrap drops these (its histograms would export `le` in
-    /// nanoseconds); a host that knows the unit exports them as real histograms in seconds,
-    /// `_sum` included.
+    /// without suffix). Only for hosts that said they export real histograms in seconds
+    /// (`_sum` included); see [`crate::config::VmOptions`].
     fn observe(&mut self, name: &str, nanos: u64);
 }
 
@@ -73,8 +72,10 @@ pub fn record(config: &Config, event: Event<'_>, scratch: &mut String, sink: &mu
             }
             encode(scratch, name, COUNT_SUFFIX, &pairs[..n]);
             sink.add(scratch, 1);
-            encode(scratch, name, "", &pairs[..n]);
-            sink.observe(scratch, nanos);
+            if config.native_histograms {
+                encode(scratch, name, "", &pairs[..n]);
+                sink.observe(scratch, nanos);
+            }
         }
     }
 }
@@ -115,7 +116,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_observation_fills_cumulative_buckets_and_the_count() {
-        let config = Config::parse(b"", |_| None).unwrap();
+        let mut config = Config::parse(b"", |_| None).unwrap();
         let mut sink = MapSink::default();
         let mut scratch = String::new();
         let series = Series {
@@ -148,6 +149,11 @@ pub(crate) mod tests {
             2
         );
         assert_eq!(sink.0.len(), 16);
+        assert!(sink.1.is_empty(), "no native histogram unless the host takes them");
+        config.native_histograms = true;
+        sink.0.clear();
+        record(&config, Event::Observe(series, 300_000_000), &mut scratch, &mut sink);
+        record(&config, Event::Observe(series, 10_000_000), &mut scratch, &mut sink);
         let native = format!("{prefix}prompter_ensure_version_seconds");
         assert_eq!(
             sink.1,

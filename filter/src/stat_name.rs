@@ -73,18 +73,6 @@ pub fn envoy_stats_tags() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// A regex matching the stat names of the nanosecond histograms the filter records beside its
-/// `_bucket`/`_count` counters (see [`crate::events::StatSink::observe`]). Envoy's bootstrap
-/// rejects them with `stats_matcher`: Envoy would export their `le` in nanoseconds.
-pub fn envoy_native_histograms_regex() -> String {
-    let names: Vec<&str> = crate::catalog::Metric::ALL
-        .iter()
-        .filter(|m| m.kind() == crate::catalog::MetricKind::Histogram)
-        .map(|m| m.name())
-        .collect();
-    format!(r"^wasmcustom\.(?:[^;]*;\.;)*(?:{})$", names.join("|"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

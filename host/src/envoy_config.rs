@@ -183,14 +183,6 @@ pub fn stats_config() -> String {
         let _ = writeln!(y, "  - tag_name: {key}");
         let _ = writeln!(y, "    regex: '{regex}'");
     }
-    y.push_str(
-        "  # The filter also records each duration in nanoseconds for hosts that export real\n  # histograms; Envoy would print their `le` in nanoseconds, so it drops them.\n  stats_matcher:\n    exclusion_list:\n      patterns:\n",
-    );
-    let _ = writeln!(
-        y,
-        "      - safe_regex: {{ regex: '{}' }}",
-        stat_name::envoy_native_histograms_regex()
-    );
     y
 }
 

@@ -23,13 +23,26 @@ pub struct Shared {
 }
 
 /// Configuration handed to the plugin, and the VM's environment (WASI `environ`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PluginSetup {
     pub plugin_config: Vec<u8>,
     pub vm_config: Vec<u8>,
     pub env: Vec<(String, String)>,
     /// Cluster names `proxy_http_call` may target.
     pub clusters: Vec<String>,
+}
+
+impl Default for PluginSetup {
+    /// No plugin configuration; a VM configuration saying this host exports real histograms
+    /// (so the filter records durations for them, see `prompter_filter::config::VmOptions`).
+    fn default() -> Self {
+        PluginSetup {
+            plugin_config: Vec::new(),
+            vm_config: prompter_filter::config::NATIVE_HISTOGRAMS_VM_CONFIG.as_bytes().to_vec(),
+            env: Vec::new(),
+            clusters: Vec::new(),
+        }
+    }
 }
 
 /// A reply the filter asked the host to send instead of the upstream's.

@@ -11,7 +11,7 @@ use proxy_wasm::types::{ContextType, LogLevel};
 use super::health::HealthPoller;
 use super::http::RequestMetrics;
 use super::stats::EnvoyStats;
-use crate::config::Config;
+use crate::config::{Config, VmOptions};
 use crate::events::{self, Event};
 use crate::labels::ModelLabels;
 
@@ -39,6 +39,7 @@ impl Shared {
 
 #[derive(Default)]
 pub struct PluginRoot {
+    vm: VmOptions,
     shared: Option<Rc<Shared>>,
     health: Option<HealthPoller>,
 }
@@ -62,10 +63,24 @@ impl Context for PluginRoot {
 }
 
 impl RootContext for PluginRoot {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        let raw = self.get_vm_configuration().unwrap_or_default();
+        match VmOptions::parse(&raw) {
+            Ok(vm) => {
+                self.vm = vm;
+                true
+            }
+            Err(error) => {
+                super::log(LogLevel::Error, &format!("prompter-filter: {error}"));
+                false
+            }
+        }
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
         let raw = self.get_plugin_configuration().unwrap_or_default();
         let config = match Config::parse(&raw, |name| std::env::var(name).ok()) {
-            Ok(config) => config,
+            Ok(config) => Config { native_histograms: self.vm.native_histograms, ..config },
             Err(error) => {
                 super::log(LogLevel::Error, &format!("prompter-filter: {error}"));
                 return false;

@@ -103,9 +103,9 @@ pub async fn start(options: ProxyOptions) -> Result<RunningProxy, String> {
 
     let setup = PluginSetup {
         plugin_config: options.plugin_config.clone(),
-        vm_config: Vec::new(),
         env: options.env.clone(),
         clusters: vec![DEFAULT_HEALTH_CLUSTER.to_string()],
+        ..PluginSetup::default()
     };
     let pool = Pool::new(module, shared.clone(), setup, options.workers, failures)
         .map_err(|e| e.to_string())?;

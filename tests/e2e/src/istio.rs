@@ -465,34 +465,20 @@ pub fn istio_safe_tag_keys() -> Vec<&'static str> {
         .collect()
 }
 
-/// The tag name of the rule that hides the filter's nanosecond histograms.
-pub const NATIVE_HISTOGRAM_TAG: &str = "prompter_ns_histogram";
-
 /// The `stats_tags` the bootstrap override must carry: an anchored regex for each key
-/// extraStatTags cannot carry, and the rule that empties the nanosecond histograms' names.
+/// extraStatTags cannot carry.
 pub fn override_stats_tags() -> Json {
-    let mut tags: Vec<Json> = label::ALL
+    let tags: Vec<Json> = label::ALL
         .iter()
         .filter(|key| !istio_safe_tag_keys().contains(key))
         .map(|key| {
             json!({"tag_name": key, "regex": prompter_filter::stat_name::envoy_tag_regex(key)})
         })
         .collect();
-    tags.push(json!({"tag_name": NATIVE_HISTOGRAM_TAG, "regex": native_histogram_name_regex()}));
     Json::Array(tags)
 }
 
-/// Matches the nanosecond histograms' stat names; group 1 is the whole metric name.
-pub fn native_histogram_name_regex() -> String {
-    let names: Vec<&str> = Metric::ALL
-        .iter()
-        .filter(|m| m.kind() == MetricKind::Histogram)
-        .map(|m| m.name())
-        .collect();
-    format!(r"^wasmcustom\.(?:[^;]*;\.;)*({})$", names.join("|"))
-}
-
-/// The stats inclusion regex for the filter's exported series (not the nanosecond histograms).
+/// The stats inclusion regex for the filter's exported series.
 pub fn inclusion_regex() -> String {
     format!(
         r"^wasmcustom\.(?:[^;]*;\.;)*(?:{})$",
