@@ -605,7 +605,11 @@ mod tests {
     #[test]
     fn the_vm_configuration_says_whether_the_host_takes_native_histograms() {
         assert_eq!(VmOptions::parse(b"").unwrap(), VmOptions::default());
-        assert!(VmOptions::parse(NATIVE_HISTOGRAMS_VM_CONFIG.as_bytes()).unwrap().native_histograms);
+        assert!(
+            VmOptions::parse(NATIVE_HISTOGRAMS_VM_CONFIG.as_bytes())
+                .unwrap()
+                .native_histograms
+        );
         let err = VmOptions::parse(br#"{"native":true}"#).unwrap_err();
         assert_eq!(err.field, "(vm configuration)");
         assert!(err.reason.contains("unknown field"));

@@ -149,11 +149,24 @@ pub(crate) mod tests {
             2
         );
         assert_eq!(sink.0.len(), 16);
-        assert!(sink.1.is_empty(), "no native histogram unless the host takes them");
+        assert!(
+            sink.1.is_empty(),
+            "no native histogram unless the host takes them"
+        );
         config.native_histograms = true;
         sink.0.clear();
-        record(&config, Event::Observe(series, 300_000_000), &mut scratch, &mut sink);
-        record(&config, Event::Observe(series, 10_000_000), &mut scratch, &mut sink);
+        record(
+            &config,
+            Event::Observe(series, 300_000_000),
+            &mut scratch,
+            &mut sink,
+        );
+        record(
+            &config,
+            Event::Observe(series, 10_000_000),
+            &mut scratch,
+            &mut sink,
+        );
         let native = format!("{prefix}prompter_ensure_version_seconds");
         assert_eq!(
             sink.1,

@@ -38,7 +38,9 @@ impl Default for PluginSetup {
     fn default() -> Self {
         PluginSetup {
             plugin_config: Vec::new(),
-            vm_config: prompter_filter::config::NATIVE_HISTOGRAMS_VM_CONFIG.as_bytes().to_vec(),
+            vm_config: prompter_filter::config::NATIVE_HISTOGRAMS_VM_CONFIG
+                .as_bytes()
+                .to_vec(),
             env: Vec::new(),
             clusters: Vec::new(),
         }

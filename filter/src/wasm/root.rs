@@ -80,7 +80,10 @@ impl RootContext for PluginRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let raw = self.get_plugin_configuration().unwrap_or_default();
         let config = match Config::parse(&raw, |name| std::env::var(name).ok()) {
-            Ok(config) => Config { native_histograms: self.vm.native_histograms, ..config },
+            Ok(config) => Config {
+                native_histograms: self.vm.native_histograms,
+                ..config
+            },
             Err(error) => {
                 super::log(LogLevel::Error, &format!("prompter-filter: {error}"));
                 return false;

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use prompter_filter::catalog::{label, Metric, MetricKind};
+use prompter_filter::catalog::label;
 use serde_json::{json, Value as Json};
 use serde_norway::Value as Yaml;
 

@@ -15,8 +15,7 @@ use prompter_e2e::scenario::{self, assert_histograms_consistent, Expected, CREAT
 use prompter_e2e::scrape::{self, Series};
 use prompter_e2e::{oci, repo_root};
 use prompter_filter::catalog::{
-    format_bound, label, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, DEFAULT_BUCKETS,
-    INF_BOUND, SUM_SUFFIX,
+    format_bound, label, Metric, MetricKind, BUCKET_SUFFIX, DEFAULT_BUCKETS, INF_BOUND, SUM_SUFFIX,
 };
 use serde_json::{json, Value as Json};
 
