@@ -59,26 +59,62 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 
 // ---- the VM configuration: what the host can do ----------------------------------------
 
-/// The VM configuration (`vm_config.configuration` in Envoy) of a host that exports real
-/// histograms: the filter then also records each duration, in nanoseconds, as a proxy-wasm
-/// histogram. Envoy prints histograms in the recorded unit, so it is left off there.
-pub const NATIVE_HISTOGRAMS_VM_CONFIG: &str = r#"{"native_histograms":true}"#;
+/// The VM configuration (`vm_config.configuration` in Envoy) of the wasmtime host, which
+/// exports real histograms and whose host calls are cheap: the filter then also records each
+/// duration, in nanoseconds, as a proxy-wasm histogram (Envoy would print its `le` in that
+/// unit, so it is left off there), and sends every counter update at once.
+pub const NATIVE_HISTOGRAMS_VM_CONFIG: &str =
+    r#"{"native_histograms":true,"stats_flush_interval_ms":0}"#;
+
+/// How often batched counter increments reach the host by default (Envoy's case).
+pub const DEFAULT_STATS_FLUSH: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVmOptions {
+    native_histograms: Option<bool>,
+    stats_flush_interval_ms: Option<u64>,
+}
 
 /// What the host told the filter about itself through the VM configuration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VmOptions {
-    #[serde(default)]
     pub native_histograms: bool,
+    /// Counter increments are kept in the VM and sent this often; zero sends each at once.
+    pub stats_flush: Duration,
+}
+
+impl Default for VmOptions {
+    fn default() -> Self {
+        VmOptions {
+            native_histograms: false,
+            stats_flush: DEFAULT_STATS_FLUSH,
+        }
+    }
 }
 
 impl VmOptions {
     /// Empty means the defaults (Envoy's case).
     pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
-        if json.iter().all(u8::is_ascii_whitespace) {
-            return Ok(VmOptions::default());
+        let raw: RawVmOptions = if json.iter().all(u8::is_ascii_whitespace) {
+            RawVmOptions::default()
+        } else {
+            serde_json::from_slice(json)
+                .map_err(|e| invalid("(vm configuration)", e.to_string()))?
+        };
+        let stats_flush = raw
+            .stats_flush_interval_ms
+            .map_or(DEFAULT_STATS_FLUSH, Duration::from_millis);
+        if stats_flush > Duration::from_secs(60) {
+            return Err(invalid(
+                "stats_flush_interval_ms",
+                "must be at most 60000 (0 sends each update at once)",
+            ));
         }
-        serde_json::from_slice(json).map_err(|e| invalid("(vm configuration)", e.to_string()))
+        Ok(VmOptions {
+            native_histograms: raw.native_histograms.unwrap_or(false),
+            stats_flush,
+        })
     }
 }
 
@@ -605,11 +641,12 @@ mod tests {
     #[test]
     fn the_vm_configuration_says_whether_the_host_takes_native_histograms() {
         assert_eq!(VmOptions::parse(b"").unwrap(), VmOptions::default());
-        assert!(
-            VmOptions::parse(NATIVE_HISTOGRAMS_VM_CONFIG.as_bytes())
-                .unwrap()
-                .native_histograms
-        );
+        assert_eq!(VmOptions::default().stats_flush, Duration::from_secs(1));
+        let host = VmOptions::parse(NATIVE_HISTOGRAMS_VM_CONFIG.as_bytes()).unwrap();
+        assert!(host.native_histograms);
+        assert_eq!(host.stats_flush, Duration::ZERO);
+        let err = VmOptions::parse(br#"{"stats_flush_interval_ms":600000}"#).unwrap_err();
+        assert_eq!(err.field, "stats_flush_interval_ms");
         let err = VmOptions::parse(br#"{"native":true}"#).unwrap_err();
         assert_eq!(err.field, "(vm configuration)");
         assert!(err.reason.contains("unknown field"));

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
@@ -40,11 +40,18 @@ impl Shared {
 #[derive(Default)]
 pub struct PluginRoot {
     vm: VmOptions,
+    last_flush: Option<SystemTime>,
     shared: Option<Rc<Shared>>,
     health: Option<HealthPoller>,
 }
 
 impl Context for PluginRoot {
+    fn on_done(&mut self) -> bool {
+        let now = self.get_current_time();
+        self.flush_stats(now, true);
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -58,6 +65,21 @@ impl Context for PluginRoot {
             .map(|b| String::from_utf8_lossy(&b).into_owned());
         if let (Some(health), Some(shared)) = (&mut self.health, &self.shared) {
             health.on_response(shared, token, status.as_deref(), body.as_deref());
+        }
+    }
+}
+
+impl PluginRoot {
+    /// Sends the batched counter increments when the flush interval has passed (or always,
+    /// when the VM stops).
+    fn flush_stats(&mut self, now: SystemTime, always: bool) {
+        let Some(shared) = &self.shared else { return };
+        let due = self
+            .last_flush
+            .is_none_or(|last| now.duration_since(last).unwrap_or_default() >= self.vm.stats_flush);
+        if always || due {
+            shared.stats.borrow_mut().flush();
+            self.last_flush = Some(now);
         }
     }
 }
@@ -103,14 +125,23 @@ impl RootContext for PluginRoot {
         let polls = !config.health.interval.is_zero();
         let shared = Rc::new(Shared {
             config,
-            stats: RefCell::default(),
+            stats: RefCell::new(EnvoyStats::new(!self.vm.stats_flush.is_zero())),
             models: RefCell::default(),
             scratch: RefCell::default(),
         });
         if polls {
             self.health = Some(HealthPoller::new());
-            // Ticks are cheap (one shared-data read); the lease decides who polls.
-            self.set_tick_period(Duration::from_secs(1));
+        }
+        // One tick drives the health poll, the route refresh and the stats flush; each keeps
+        // its own schedule. Ticks are cheap (a shared-data read at most).
+        let flush = self.vm.stats_flush;
+        if self.health.is_some() || !flush.is_zero() {
+            let second = Duration::from_secs(1);
+            self.set_tick_period(if flush.is_zero() {
+                second
+            } else {
+                flush.min(second)
+            });
         }
         self.shared = Some(shared);
         true
@@ -118,6 +149,7 @@ impl RootContext for PluginRoot {
 
     fn on_tick(&mut self) {
         let now = self.get_current_time();
+        self.flush_stats(now, false);
         if let (Some(health), Some(shared)) = (&mut self.health, &self.shared) {
             health.on_tick(shared, now);
         }
