@@ -2,14 +2,16 @@
 //!
 //! The proxy-wasm glue (or a test) feeds it what passes by: request line, body chunks,
 //! status, response body chunks. It keeps no body, only the few top-level JSON fields the
-//! metrics need, and only on the routes that need them.
+//! metrics need, and only on the routes that need them. A run answered with an event stream
+//! is read event by event ([`crate::sse`]) and counted like a JSON one.
 
 use crate::catalog::Metric;
 use crate::config::{Config, FIELD_FINGERPRINT, FIELD_MODEL, FIELD_PROVIDER, FIELD_REDIS};
 use crate::events::{Event, Series};
 use crate::labels::{self, ModelLabels, OTHER};
 use crate::routes::{RouteId, UNMATCHED};
-use crate::scanner::{FieldValue, JsonFieldScanner};
+use crate::scanner::{FieldSet, FieldValue, JsonFieldScanner};
+use crate::sse::{self, SseFieldScanner};
 
 /// What a route means for the metrics beyond the request counter and latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +22,32 @@ enum Role {
     Plain,
 }
 
+/// How a response body is read: one JSON document, or the events of an event stream.
+/// JSON, the common case, stays inline (no allocation per response); the rarer event stream,
+/// larger still, is boxed so it does not grow every exchange.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum ResponseScanner {
+    Json(JsonFieldScanner),
+    Events(Box<SseFieldScanner>),
+}
+
+impl ResponseScanner {
+    fn feed(&mut self, fields: &FieldSet, chunk: &[u8]) {
+        match self {
+            ResponseScanner::Json(scanner) => scanner.feed(fields, chunk),
+            ResponseScanner::Events(scanner) => scanner.feed(fields, chunk),
+        }
+    }
+
+    fn field(&self, index: usize) -> &FieldValue {
+        match self {
+            ResponseScanner::Json(scanner) => scanner.field(index),
+            ResponseScanner::Events(scanner) => scanner.field(index),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Exchange {
     method: &'static str,
@@ -28,7 +56,7 @@ pub struct Exchange {
     started_nanos: u64,
     status: Option<u16>,
     request: Option<JsonFieldScanner>,
-    response: Option<JsonFieldScanner>,
+    response: Option<ResponseScanner>,
 }
 
 impl Exchange {
@@ -77,15 +105,19 @@ impl Exchange {
         }
     }
 
-    /// Records the response status (`:status`, possibly missing or odd).
-    pub fn response_headers(&mut self, status: Option<&str>) {
+    /// Records the response status (`:status`, possibly missing or odd) and how the body will
+    /// be read: a run answered `text/event-stream` is read as events, else bodies are JSON.
+    pub fn response_headers(&mut self, status: Option<&str>, content_type: Option<&str>) {
         self.status = labels::status(status);
-        let scans_response = match self.role {
-            Role::Probe | Role::Run => true,
-            Role::Health => true,
-            Role::Plain => false,
+        self.response = match self.role {
+            Role::Run if sse::is_event_stream(content_type) => {
+                Some(ResponseScanner::Events(Box::default()))
+            }
+            Role::Probe | Role::Run | Role::Health => {
+                Some(ResponseScanner::Json(JsonFieldScanner::new()))
+            }
+            Role::Plain => None,
         };
-        self.response = scans_response.then(JsonFieldScanner::new);
     }
 
     /// Status from another source (e.g. Envoy's `response.code` when no headers were seen).
@@ -179,14 +211,15 @@ impl Exchange {
                     metric: Metric::ResultsInsert,
                     values: &[service, env],
                 }));
-                let provider = self.string_field(FIELD_PROVIDER);
+                let provider =
+                    ModelLabels::provider(&config.providers, self.string_field(FIELD_PROVIDER));
                 let fingerprint = self.response_field(FIELD_FINGERPRINT);
                 let has_fingerprint = match fingerprint {
                     FieldValue::Str(s) => !s.as_str().is_empty(),
                     FieldValue::TooLong => true,
                     _ => false,
                 };
-                if has_fingerprint && provider == Some(config.fingerprint_provider.as_str()) {
+                if has_fingerprint && provider == config.fingerprint_provider {
                     emit(Event::Count(Series {
                         metric: Metric::FingerprintPresent,
                         values: &[service, env],

@@ -25,6 +25,7 @@ struct Run<'a> {
     path: &'a str,
     request: &'a str,
     status: Option<&'a str>,
+    content_type: Option<&'a str>,
     response: &'a str,
     chunk: usize,
 }
@@ -36,6 +37,7 @@ impl Default for Run<'_> {
             path: "/",
             request: "",
             status: Some("200"),
+            content_type: None,
             response: "",
             chunk: usize::MAX,
         }
@@ -49,7 +51,7 @@ impl Run<'_> {
         for piece in self.request.as_bytes().chunks(self.chunk.max(1)) {
             exchange.request_body(config, piece);
         }
-        exchange.response_headers(self.status);
+        exchange.response_headers(self.status, self.content_type);
         for piece in self.response.as_bytes().chunks(self.chunk.max(1)) {
             exchange.response_body(config, piece);
         }
@@ -275,6 +277,7 @@ fn runs_insert_results_and_count_openai_fingerprints() {
             status: Some(status),
             response,
             chunk: 1,
+            ..Run::default()
         }
         .domain_events()
     };
@@ -316,6 +319,143 @@ fn runs_insert_results_and_count_openai_fingerprints() {
         vec![insert, fingerprint]
     );
     assert_eq!(run(openai, "500", r#"{"detail":"x"}"#), vec![]);
+}
+
+#[test]
+fn the_fingerprint_provider_is_matched_like_providers_are() {
+    let events = Run {
+        method: "POST",
+        path: RUN,
+        request: r#"{"provider":" OpenAI "}"#,
+        response: r#"{"system_fingerprint":"fp_1"}"#,
+        ..Run::default()
+    }
+    .domain_events();
+    assert_eq!(
+        events,
+        vec![
+            count(Metric::ResultsInsert, &SE),
+            count(Metric::FingerprintPresent, &SE)
+        ]
+    );
+}
+
+const EVENT_STREAM: Option<&str> = Some("text/event-stream; charset=utf-8");
+
+/// A streamed run: the provider in the first event, the fingerprint only in a later one.
+const STREAMED: &str = concat!(
+    ": keep-alive\r\n\r\n",
+    "data: {\"provider\":\"openai\",\"model_id\":\"gpt-4o\",\"system_fingerprint\":\"\"}\r\n\r\n",
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\r\n",
+    "data: \"system_fingerprint\":\"fp_1\"}\r\n\r\n",
+    "data: [DONE]\r\n\r\n",
+);
+
+#[test]
+fn streamed_runs_count_like_json_ones_whatever_the_chunking() {
+    let streamed = |request: &'static str, status: &'static str, response: &str, chunk| {
+        Run {
+            method: "POST",
+            path: RUN,
+            request,
+            status: Some(status),
+            content_type: EVENT_STREAM,
+            response,
+            chunk,
+        }
+        .domain_events()
+    };
+    let insert = count(Metric::ResultsInsert, &SE);
+    let fingerprint = count(Metric::FingerprintPresent, &SE);
+    for chunk in 1..=STREAMED.len() {
+        assert_eq!(
+            streamed("{}", "200", STREAMED, chunk),
+            vec![insert.clone(), fingerprint.clone()],
+            "chunk {chunk}"
+        );
+    }
+    let openai = r#"{"provider":"openai","model_id":"gpt-4o"}"#;
+    let no_fingerprint = STREAMED.replace("fp_1", "");
+    assert_eq!(
+        streamed(openai, "200", &no_fingerprint, 5),
+        vec![insert.clone()]
+    );
+    // The request's provider wins over the stream's.
+    let google = r#"{"provider":"google","model_id":"gemini"}"#;
+    assert_eq!(
+        streamed(google, "200", STREAMED, usize::MAX),
+        vec![insert.clone()]
+    );
+    // An event left open when the stream ends is not an event.
+    let open = "data: {\"provider\":\"openai\",\"system_fingerprint\":\"fp_1\"}\n";
+    assert_eq!(streamed("{}", "200", open, 3), vec![insert.clone()]);
+    assert_eq!(streamed(openai, "500", STREAMED, 7), vec![]);
+    assert_eq!(
+        streamed(openai, "429", STREAMED, 7),
+        vec![count(
+            Metric::RateLimitHits,
+            &[
+                "prompter-api",
+                "dev",
+                "/api/prompt-templates/{template_id}/run"
+            ]
+        )]
+    );
+}
+
+#[test]
+fn a_body_is_read_as_events_only_on_runs_announced_as_event_streams() {
+    // The same bytes announced as JSON are not a JSON document: nothing but the insert.
+    let as_json = Run {
+        method: "POST",
+        path: RUN,
+        request: "{}",
+        content_type: Some("application/json"),
+        response: STREAMED,
+        ..Run::default()
+    };
+    assert_eq!(
+        as_json.domain_events(),
+        vec![count(Metric::ResultsInsert, &SE)]
+    );
+    // A JSON run body announced as an event stream has no events.
+    let json_as_events = Run {
+        method: "POST",
+        path: RUN,
+        request: "{}",
+        content_type: EVENT_STREAM,
+        response: r#"{"provider":"openai","system_fingerprint":"fp_1"}"#,
+        ..Run::default()
+    };
+    assert_eq!(
+        json_as_events.domain_events(),
+        vec![count(Metric::ResultsInsert, &SE)]
+    );
+    // Probes and health checks read JSON whatever the content type says.
+    let probe = Run {
+        method: "POST",
+        path: ENSURE,
+        content_type: EVENT_STREAM,
+        response: r#"{"provider":"google","model_id":"gemini"}"#,
+        ..Run::default()
+    };
+    assert_eq!(
+        probe.domain_events()[0],
+        count(
+            Metric::ProbeAttempts,
+            &["prompter-api", "dev", "google", "gemini"]
+        )
+    );
+    let health = Run {
+        path: "/healthz",
+        content_type: EVENT_STREAM,
+        response: r#"{"redis":true}"#,
+        ..Run::default()
+    };
+    assert_eq!(
+        health.domain_events(),
+        vec![Seen::Set(Metric::RedisUp, owned(&SE), 1)]
+    );
 }
 
 #[test]
@@ -444,9 +584,9 @@ fn only_routes_that_need_a_body_read_one() {
     assert!(!list.wants_request_body());
     let mut probe = Exchange::start(&config, Some("POST"), Some(ENSURE), 0);
     assert!(probe.wants_request_body());
-    probe.response_headers(Some("200"));
+    probe.response_headers(Some("200"), None);
     assert!(probe.wants_response_body());
     let mut plain = Exchange::start(&config, Some("POST"), Some("/api/prompt-templates"), 0);
-    plain.response_headers(Some("201"));
+    plain.response_headers(Some("201"), None);
     assert!(!plain.wants_response_body());
 }

@@ -12,6 +12,7 @@ pub mod exchange;
 pub mod labels;
 pub mod routes;
 pub mod scanner;
+pub mod sse;
 pub mod stat_name;
 
 #[cfg(target_arch = "wasm32")]

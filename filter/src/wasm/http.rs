@@ -67,8 +67,9 @@ impl HttpContext for RequestMetrics {
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let status = lossy(self.get_http_response_header_bytes(":status"));
+        let content_type = lossy(self.get_http_response_header_bytes("content-type"));
         if let Some(exchange) = &mut self.exchange {
-            exchange.response_headers(status.as_deref());
+            exchange.response_headers(status.as_deref(), content_type.as_deref());
         }
         Action::Continue
     }

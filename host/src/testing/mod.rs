@@ -106,6 +106,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// `None`: the stream ends without a response (reset).
     pub status: Option<String>,
+    /// Response headers besides `:status`.
+    pub response_headers: HeaderMap,
     pub response_body: Vec<u8>,
     /// Body chunk size on both sides.
     pub chunk: usize,
@@ -121,6 +123,7 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             status: Some("200".into()),
+            response_headers: Vec::new(),
             response_body: Vec::new(),
             chunk: usize::MAX,
             duration_nanos: 1_000_000,
@@ -145,6 +148,12 @@ impl Request {
     /// A raw `:status` value (odd ones included) or none at all.
     pub fn raw_status(mut self, status: Option<&str>) -> Self {
         self.status = status.map(str::to_string);
+        self
+    }
+
+    pub fn response_header(mut self, name: &str, value: &str) -> Self {
+        self.response_headers
+            .push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
         self
     }
 
@@ -220,7 +229,8 @@ impl Harness {
         }
         self.clock.advance_nanos(request.duration_nanos);
         if let Some(status) = &request.status {
-            let headers = vec![(b":status".to_vec(), status.as_bytes().to_vec())];
+            let mut headers = vec![(b":status".to_vec(), status.as_bytes().to_vec())];
+            headers.extend(request.response_headers.iter().cloned());
             outcome.actions.push(vm.on_response_headers(
                 id,
                 headers,

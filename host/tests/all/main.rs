@@ -3,3 +3,4 @@
 mod abi;
 mod filter;
 mod replay;
+mod sse;

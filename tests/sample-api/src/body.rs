@@ -1,10 +1,13 @@
-//! Response bodies: static JSON, generated "lorem" output streamed in frames, optional pacing.
+//! Response bodies: static JSON, generated "lorem" output streamed in frames, optional pacing,
+//! server-sent events with optional waits between them.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
@@ -53,6 +56,8 @@ enum Part {
         offset: u64,
         len: u64,
     },
+    /// A wait before what follows; no frame spans it.
+    Pause(Duration),
 }
 
 /// The body type of every response of the sample.
@@ -64,6 +69,8 @@ pub struct SampleBody {
     pace: bool,
     paused: bool,
     exact: bool,
+    /// The wait of the `Pause` part in front, once started.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl SampleBody {
@@ -91,12 +98,26 @@ impl SampleBody {
         ]))
     }
 
+    /// Server-sent events, `pause` between one event and the next (none when zero). The
+    /// length stays unknown, as a stream's would.
+    pub fn events(events: impl IntoIterator<Item = Bytes>, pause: Duration) -> Self {
+        let mut parts = VecDeque::new();
+        for event in events {
+            if !parts.is_empty() && !pause.is_zero() {
+                parts.push_back(Part::Pause(pause));
+            }
+            parts.push_back(Part::Bytes(event));
+        }
+        Self::from_parts(parts).without_length()
+    }
+
     fn from_parts(parts: VecDeque<Part>) -> Self {
         let remaining = parts
             .iter()
             .map(|p| match p {
                 Part::Bytes(b) => b.len() as u64,
                 Part::Lorem { len, .. } => *len,
+                Part::Pause(_) => 0,
             })
             .sum();
         Self {
@@ -106,6 +127,7 @@ impl SampleBody {
             pace: false,
             paused: false,
             exact: true,
+            sleep: None,
         }
     }
 
@@ -145,6 +167,7 @@ impl SampleBody {
                     *len -= n as u64;
                     return Some(cycle.slice(start..start + n));
                 }
+                Part::Pause(_) => return None,
                 _ => {
                     self.parts.pop_front();
                 }
@@ -189,6 +212,25 @@ impl Body for SampleBody {
             this.paused = false;
             cx.waker().wake_by_ref();
             return Poll::Pending;
+        }
+        // Spent parts first, so a pause in front is seen; then wait it out.
+        while let Some(part) = this.parts.front() {
+            match part {
+                Part::Bytes(b) if b.is_empty() => {}
+                Part::Lorem { len: 0, .. } => {}
+                Part::Pause(delay) => {
+                    let delay = *delay;
+                    let sleep = this
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.sleep = None;
+                }
+                _ => break,
+            }
+            this.parts.pop_front();
         }
         match this.next_frame() {
             Some(frame) => {
@@ -243,6 +285,33 @@ mod tests {
                 Some(lorem_text(n as usize).as_str())
             );
         }
+    }
+
+    #[tokio::test]
+    async fn events_leave_one_by_one_after_their_pause() {
+        use http_body_util::BodyExt;
+        let events = [&b"data: 1\n\n"[..], b"data: 2\n\n", b"data: 3\n\n"].map(Bytes::from_static);
+        let mut body = SampleBody::events(events.clone(), Duration::from_millis(100));
+        assert_eq!(body.size_hint().exact(), None);
+        let start = std::time::Instant::now();
+        let mut seen = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            seen.push((data, start.elapsed().as_millis()));
+        }
+        // Each event in its own frame, the first at once, each next one 100 ms later.
+        let frames: Vec<_> = seen.iter().map(|(data, _)| data.clone()).collect();
+        assert_eq!(frames, events);
+        let at: Vec<_> = seen.iter().map(|(_, ms)| *ms).collect();
+        assert!(
+            at[0] < 100 && at[1] >= 100 && at[2] >= at[1] + 100,
+            "{at:?}"
+        );
+        // Without pauses, `?chunk=N` cuts across events.
+        let body = SampleBody::events(events.clone(), Duration::ZERO).in_chunks_of(4);
+        let (bytes, sizes) = drain(body);
+        assert_eq!(bytes, b"data: 1\n\ndata: 2\n\ndata: 3\n\n");
+        assert_eq!(sizes, vec![4, 4, 4, 4, 4, 4, 3]);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! It is the upstream behind Envoy in the metrics filter's end-to-end tests and
 //! the demo upstream of the reverse proxy. Query knobs (`delay_ms`,
-//! `output_bytes`, `chunk`, `chunked`) and the `/__sample/*` control routes let
-//! tests shape responses; see [`routes`].
+//! `output_bytes`, `chunk`, `chunked`, and for streamed runs `stream`,
+//! `event_delay_ms`) and the `/__sample/*` control routes let tests shape
+//! responses; see [`routes`].
 
 pub mod body;
 pub mod openapi;

@@ -17,6 +17,8 @@ use crate::store::{CreateError, SampleApi};
 
 /// Longest `?delay_ms=` honoured, so a typo cannot hang a test run.
 pub const MAX_DELAY_MS: u64 = 10_000;
+/// Longest `?event_delay_ms=` honoured.
+pub const MAX_EVENT_DELAY_MS: u64 = 5_000;
 /// Largest `?output_bytes=` honoured.
 pub const MAX_OUTPUT_BYTES: u64 = 128 * 1024 * 1024;
 /// Request bodies are buffered whole; this keeps a runaway client from exhausting memory.
@@ -33,6 +35,10 @@ pub struct Knobs {
     pub chunk: Option<usize>,
     /// `?chunked=1`: omit Content-Length so the body goes out with chunked transfer encoding.
     pub chunked: bool,
+    /// `?stream=1`: a run answers server-sent events (as `"stream": true` in its body does).
+    pub stream: bool,
+    /// `?event_delay_ms=`: wait between one event of a streamed run and the next.
+    pub event_delay_ms: Option<u64>,
 }
 
 impl Knobs {
@@ -50,6 +56,10 @@ impl Knobs {
                         .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
                 }
                 "chunked" => knobs.chunked = !matches!(value, "0" | "false"),
+                "stream" => knobs.stream = !matches!(value, "0" | "false"),
+                "event_delay_ms" => {
+                    knobs.event_delay_ms = number.map(|n| n.min(MAX_EVENT_DELAY_MS))
+                }
                 _ => {}
             }
         }
@@ -111,6 +121,8 @@ enum Reply {
         output_bytes: u64,
         suffix: Bytes,
     },
+    /// A streamed run: server-sent events, each one whole.
+    Events(Vec<Bytes>),
 }
 
 fn json(status: StatusCode, value: &impl Serialize) -> Reply {
@@ -174,6 +186,8 @@ struct RunTemplateRequest {
     model_id: String,
     #[serde(default)]
     variables: Value,
+    #[serde(default)]
+    stream: bool,
 }
 
 /// Every RunTemplateOut field except `output`, which is spliced in front so a
@@ -244,7 +258,7 @@ where
             None => template_not_found(),
         },
         Route::EnsureVersion(id) => ensure_version(&api, id, &body),
-        Route::Run(id) => run_template(&api, id, &body, knobs.output_bytes),
+        Route::Run(id) => run_template(&api, id, &body, knobs),
         Route::Health => {
             let up = api.redis_up();
             let (status, text) = if up {
@@ -318,7 +332,7 @@ fn ensure_version(api: &SampleApi, id: &str, body: &[u8]) -> Reply {
     )
 }
 
-fn run_template(api: &SampleApi, id: &str, body: &[u8], output_bytes: Option<u64>) -> Reply {
+fn run_template(api: &SampleApi, id: &str, body: &[u8], knobs: Knobs) -> Reply {
     let req = match parse_body::<RunTemplateRequest>(body) {
         Ok(req) => req,
         Err(reply) => return reply,
@@ -337,6 +351,26 @@ fn run_template(api: &SampleApi, id: &str, body: &[u8], output_bytes: Option<u64
         "openai" => Some(FINGERPRINT),
         _ => None,
     };
+    if knobs.stream || req.stream {
+        let output = render(&template.body, &req.variables);
+        let run = RunEvent {
+            id: api.next_result_id(),
+            object: "chat.completion.chunk",
+            template_id: Some(&template.id),
+            provider: Some(&req.provider),
+            model_id: Some(&req.model_id),
+            system_fingerprint,
+            choices: [Choice {
+                index: 0,
+                delta: Delta {
+                    role: Some("assistant"),
+                    content: Some(""),
+                },
+                finish_reason: None,
+            }],
+        };
+        return Reply::Events(run_events(run, &output));
+    }
     let rest = RunRest {
         result_id: api.next_result_id(),
         template_id: &template.id,
@@ -355,7 +389,7 @@ fn run_template(api: &SampleApi, id: &str, body: &[u8], output_bytes: Option<u64
     };
     // `rest` is `{...}`; its opening brace is replaced by the `output` member.
     let rest_fields = rest.get(1..).unwrap_or(b"}");
-    match output_bytes {
+    match knobs.output_bytes {
         Some(n) => {
             let mut suffix = b"\",".to_vec();
             suffix.extend_from_slice(rest_fields);
@@ -376,6 +410,80 @@ fn run_template(api: &SampleApi, id: &str, body: &[u8], output_bytes: Option<u64
     }
 }
 
+/// One event of a streamed run, shaped like OpenAI's `chat.completion.chunk`: the first
+/// names the template, provider and model; every one carries `system_fingerprint`.
+#[derive(Serialize)]
+struct RunEvent<'a> {
+    id: String,
+    object: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_id: Option<&'a str>,
+    system_fingerprint: Option<&'static str>,
+    choices: [Choice<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+}
+
+/// The events of a streamed run: `first` (after a comment, in the same frame), one content
+/// delta per word of `output`, the finish, and `data: [DONE]`.
+fn run_events<'a>(first: RunEvent<'a>, output: &'a str) -> Vec<Bytes> {
+    let event = |e: &RunEvent<'_>| {
+        let mut bytes = Vec::new();
+        if e.provider.is_some() {
+            bytes.extend_from_slice(b": streamed run\n\n");
+        }
+        bytes.extend_from_slice(b"data: ");
+        bytes.extend_from_slice(&serde_json::to_vec(e).unwrap_or_default());
+        bytes.extend_from_slice(b"\n\n");
+        Bytes::from(bytes)
+    };
+    let next = |delta: Delta<'a>, finish_reason| RunEvent {
+        id: first.id.clone(),
+        object: first.object,
+        template_id: None,
+        provider: None,
+        model_id: None,
+        system_fingerprint: first.system_fingerprint,
+        choices: [Choice {
+            index: 0,
+            delta,
+            finish_reason,
+        }],
+    };
+    let mut events = vec![event(&first)];
+    for word in output.split_inclusive(' ') {
+        let delta = Delta {
+            role: None,
+            content: Some(word),
+        };
+        events.push(event(&next(delta, None)));
+    }
+    let done = Delta {
+        role: None,
+        content: None,
+    };
+    events.push(event(&next(done, Some("stop"))));
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
 /// A plausible "LLM output": the template with `{name}` placeholders filled in.
 fn render(template: &str, variables: &Value) -> String {
     let mut out = template.to_owned();
@@ -392,9 +500,13 @@ fn render(template: &str, variables: &Value) -> String {
 }
 
 fn respond(reply: Reply, knobs: Knobs) -> Response<SampleBody> {
-    let (status, body, is_json) = match reply {
-        Reply::Empty(status) => (status, SampleBody::empty(), false),
-        Reply::Json(status, bytes) => (status, SampleBody::full(bytes), true),
+    let mut content_type = Some("application/json");
+    let (status, body) = match reply {
+        Reply::Empty(status) => {
+            content_type = None;
+            (status, SampleBody::empty())
+        }
+        Reply::Json(status, bytes) => (status, SampleBody::full(bytes)),
         Reply::LoremJson {
             prefix,
             output_bytes,
@@ -402,8 +514,12 @@ fn respond(reply: Reply, knobs: Knobs) -> Response<SampleBody> {
         } => (
             StatusCode::OK,
             SampleBody::with_lorem(prefix, output_bytes, suffix),
-            true,
         ),
+        Reply::Events(events) => {
+            content_type = Some("text/event-stream");
+            let pause = Duration::from_millis(knobs.event_delay_ms.unwrap_or(0));
+            (StatusCode::OK, SampleBody::events(events, pause))
+        }
     };
     let body = match knobs.chunk {
         Some(n) => body.in_chunks_of(n),
@@ -416,10 +532,10 @@ fn respond(reply: Reply, knobs: Knobs) -> Response<SampleBody> {
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    if is_json {
+    if let Some(content_type) = content_type {
         response
             .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     response
 }
@@ -459,11 +575,16 @@ mod tests {
 
     #[test]
     fn knobs_are_capped_and_tolerant() {
-        let k = Knobs::parse(Some("delay_ms=999999&output_bytes=x&chunk=0&chunked&foo"));
+        let k = Knobs::parse(Some(
+            "delay_ms=999999&output_bytes=x&chunk=0&chunked&foo&stream&event_delay_ms=99999",
+        ));
         assert_eq!(k.delay_ms, Some(MAX_DELAY_MS));
         assert_eq!(k.output_bytes, None);
         assert_eq!(k.chunk, None);
         assert!(k.chunked);
+        assert!(k.stream);
+        assert_eq!(k.event_delay_ms, Some(MAX_EVENT_DELAY_MS));
+        assert!(!Knobs::parse(Some("stream=0")).stream);
     }
 
     #[test]

@@ -442,3 +442,103 @@ async fn serve_then_shutdown_stops_listening() {
     running.shutdown().await;
     assert!(TcpStream::connect(addr).is_err());
 }
+
+/// The `data` of each event of a server-sent event stream, comments left out.
+fn events(body: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(body).expect("utf-8 stream");
+    assert!(text.ends_with("\n\n"), "{text:?}");
+    text.split("\n\n")
+        .filter(|event| !event.is_empty() && !event.starts_with(':'))
+        .map(|event| {
+            event
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("{event:?}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn streamed_runs_answer_server_sent_events() {
+    let (_server, mut c) = server();
+    create(&mut c, "greet", "Hello {name} and you");
+    let path = "/api/prompt-templates/t-1/run";
+    let openai = r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#;
+    let r = c.send("POST", &format!("{path}?stream=1"), Some(openai));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert!(r.body.starts_with(b": streamed run\n\ndata: {"));
+    let data = events(&r.body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("json event"))
+        .collect();
+    assert_eq!(chunks[0]["provider"], "openai");
+    assert_eq!(chunks[0]["model_id"], "gpt-4o");
+    assert_eq!(chunks[0]["template_id"], "t-1");
+    assert!(chunks[1..].iter().all(|c| c.get("provider").is_none()));
+    assert!(chunks
+        .iter()
+        .all(|c| c["system_fingerprint"] == "fp_44709d6fcb" && c["id"] == "r-1"));
+    let output: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(output, "Hello Ada and you");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+
+    // `"stream": true` in the body does the same; fingerprints as in JSON runs.
+    let fingerprints = |c: &mut Client, body: &str| {
+        let r = c.send("POST", path, Some(body));
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        let data = events(&r.body);
+        data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str::<Value>(d).unwrap()["system_fingerprint"].clone())
+            .collect::<Vec<_>>()
+    };
+    let nofp = fingerprints(
+        &mut c,
+        r#"{"provider":"openai","model_id":"nofp-1","stream":true}"#,
+    );
+    assert!(nofp.len() > 2 && nofp.iter().all(|f| f == ""));
+    let anthropic = fingerprints(
+        &mut c,
+        r#"{"provider":"anthropic","model_id":"claude","stream":true}"#,
+    );
+    assert!(anthropic.iter().all(Value::is_null));
+
+    // Errors are still JSON.
+    let r = c.send(
+        "POST",
+        &format!("{path}?stream=1"),
+        Some(r#"{"provider":"openai","model_id":"ratelimited-1"}"#),
+    );
+    assert_eq!((r.status, r.text()), (429, r#"{"detail":"rate limited"}"#));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[test]
+fn streamed_runs_can_be_cut_anywhere_and_paced() {
+    let (_server, mut c) = server();
+    create(&mut c, "greet", "Hello {name}");
+    let path = "/api/prompt-templates/t-1/run?stream=1";
+    let body = r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#;
+    let without_id = |r: Resp| r.text().replace("\"r-1\"", "").replace("\"r-2\"", "");
+    let whole = without_id(c.send("POST", path, Some(body)));
+    let cut = without_id(c.send("POST", &format!("{path}&chunk=7"), Some(body)));
+    assert_eq!(whole, cut);
+
+    // Five events, 100 ms apart: the first at once, the rest paced.
+    let started = Instant::now();
+    let r = c.send("POST", &format!("{path}&event_delay_ms=100"), Some(body));
+    let took = started.elapsed();
+    assert_eq!(events(&r.body).len(), 5);
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_millis(2_000), "{took:?}");
+}
