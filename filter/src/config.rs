@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::catalog::{format_bound, DEFAULT_BUCKETS, INF_BOUND};
 use crate::labels::{self, ModelBounds};
+use crate::openapi::{self, Limits};
 use crate::routes::{RouteId, RouteTable};
 use crate::scanner::FieldSet;
 
@@ -134,6 +135,7 @@ struct RawConfig {
     fingerprint_provider: Option<String>,
     models: Option<RawModels>,
     health: Option<RawHealth>,
+    openapi: Option<RawOpenApi>,
     buckets: Option<RawBuckets>,
 }
 
@@ -176,6 +178,19 @@ struct RawHealth {
     authority: Option<String>,
     interval_seconds: Option<u64>,
     timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpenApi {
+    enabled: Option<bool>,
+    path: Option<String>,
+    cluster: Option<String>,
+    authority: Option<String>,
+    interval_seconds: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_bytes: Option<usize>,
+    max_paths: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +241,18 @@ pub struct HealthCheck {
     pub timeout: Duration,
 }
 
+/// Where and how often the API's OpenAPI document is fetched to learn route templates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenApiFetch {
+    pub path: String,
+    pub cluster: String,
+    pub authority: String,
+    /// Zero: fetched until one document is learned, then never again.
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
 /// Histogram bucket bounds in seconds, with their `le` label values (`+Inf` last).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Buckets {
@@ -271,6 +298,8 @@ pub struct Config {
     pub fingerprint_provider: String,
     pub models: ModelBounds,
     pub health: HealthCheck,
+    /// `None`: routes come from `routes` only.
+    pub openapi: Option<OpenApiFetch>,
     pub request_buckets: Buckets,
     pub ensure_version_buckets: Buckets,
     /// From the VM configuration ([`VmOptions`]), not the plugin configuration.
@@ -386,6 +415,7 @@ impl Config {
         }
 
         let health = health_check(raw.health.unwrap_or_default())?;
+        let openapi = openapi_fetch(raw.openapi.unwrap_or_default(), &health)?;
         let raw_buckets = raw.buckets.unwrap_or_default();
         let request_buckets = Buckets::new(
             "buckets.request_seconds",
@@ -412,6 +442,7 @@ impl Config {
             fingerprint_provider,
             models,
             health,
+            openapi,
             request_buckets,
             ensure_version_buckets,
             native_histograms: false,
@@ -487,14 +518,19 @@ fn body_fields(raw: RawFields) -> Result<BodyFields, ConfigError> {
     })
 }
 
-fn health_check(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
-    let path = raw.path.unwrap_or_else(|| "/healthz".into());
+/// A path the filter requests itself: starts with `/`, no query, nothing a header refuses.
+fn request_path(field: &str, path: String) -> Result<String, ConfigError> {
     if !path.starts_with('/') || path.contains(['?', '#']) || path.bytes().any(|b| b <= b' ') {
         return Err(invalid(
-            "health.path",
+            field,
             format!("`{path}` must be a path starting with `/`, without query"),
         ));
     }
+    Ok(path)
+}
+
+fn health_check(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
+    let path = request_path("health.path", raw.path.unwrap_or_else(|| "/healthz".into()))?;
     let cluster = raw.cluster.unwrap_or_else(|| DEFAULT_HEALTH_CLUSTER.into());
     if cluster.is_empty() {
         return Err(invalid("health.cluster", "must not be empty"));
@@ -520,6 +556,56 @@ fn health_check(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
     })
 }
 
+/// The OpenAPI fetch goes where the health check goes unless told otherwise.
+fn openapi_fetch(
+    raw: RawOpenApi,
+    health: &HealthCheck,
+) -> Result<Option<OpenApiFetch>, ConfigError> {
+    let path = request_path(
+        "openapi.path",
+        raw.path.unwrap_or_else(|| "/openapi.json".into()),
+    )?;
+    let cluster = raw.cluster.unwrap_or_else(|| health.cluster.clone());
+    if cluster.is_empty() {
+        return Err(invalid("openapi.cluster", "must not be empty"));
+    }
+    let authority = raw.authority.unwrap_or_else(|| health.authority.clone());
+    let interval = Duration::from_secs(raw.interval_seconds.unwrap_or(60));
+    if interval > Duration::from_secs(86_400) {
+        return Err(invalid(
+            "openapi.interval_seconds",
+            "must be at most 86400 (0 fetches until one document is learned)",
+        ));
+    }
+    let timeout = Duration::from_millis(raw.timeout_ms.unwrap_or(5_000));
+    if timeout.is_zero() || timeout > Duration::from_secs(60) {
+        return Err(invalid("openapi.timeout_ms", "must be between 1 and 60000"));
+    }
+    let max_bytes = raw.max_bytes.unwrap_or(openapi::DEFAULT_MAX_BYTES);
+    if !(1..=64 * 1024 * 1024).contains(&max_bytes) {
+        return Err(invalid(
+            "openapi.max_bytes",
+            "must be between 1 and 67108864",
+        ));
+    }
+    let max_paths = raw.max_paths.unwrap_or(openapi::DEFAULT_MAX_PATHS);
+    if !(1..=10_000).contains(&max_paths) {
+        return Err(invalid("openapi.max_paths", "must be between 1 and 10000"));
+    }
+    let fetch = OpenApiFetch {
+        path,
+        cluster,
+        authority,
+        interval,
+        timeout,
+        limits: Limits {
+            max_bytes,
+            max_paths,
+        },
+    };
+    Ok(raw.enabled.unwrap_or(true).then_some(fetch))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,6 +629,13 @@ mod tests {
         assert_eq!(config.unique_table("GET", create), None);
         assert_eq!(config.request_buckets.labels.len(), 15);
         assert_eq!(config.health.interval, Duration::from_secs(15));
+        let openapi = config.openapi.as_ref().unwrap();
+        assert_eq!(
+            (openapi.path.as_str(), openapi.cluster.as_str()),
+            ("/openapi.json", "prompter_api")
+        );
+        assert_eq!(openapi.interval, Duration::from_secs(60));
+        assert_eq!(openapi.limits, Limits::default());
         assert_eq!(Config::parse(b" {} ", no_env).unwrap(), config);
     }
 
@@ -629,6 +722,42 @@ mod tests {
                 "models.max_length",
                 "between",
             ),
+            (
+                r#"{"openapi":{"path":"/openapi.json?x=1"}}"#,
+                "openapi.path",
+                "without query",
+            ),
+            (r#"{"openapi":{"cluster":""}}"#, "openapi.cluster", "empty"),
+            (
+                r#"{"openapi":{"interval_seconds":86401}}"#,
+                "openapi.interval_seconds",
+                "at most",
+            ),
+            (
+                r#"{"openapi":{"timeout_ms":0}}"#,
+                "openapi.timeout_ms",
+                "between",
+            ),
+            (
+                r#"{"openapi":{"max_bytes":0}}"#,
+                "openapi.max_bytes",
+                "between",
+            ),
+            (
+                r#"{"openapi":{"max_paths":10001}}"#,
+                "openapi.max_paths",
+                "between",
+            ),
+            (
+                r#"{"openapi":{"enabled":false,"max_paths":0}}"#,
+                "openapi.max_paths",
+                "between",
+            ),
+            (
+                r#"{"openapi":{"url":"/x"}}"#,
+                "(document)",
+                "unknown field `url`",
+            ),
         ];
         for (json, field, reason) in cases {
             let err = Config::parse(json.as_bytes(), no_env).unwrap_err();
@@ -650,6 +779,31 @@ mod tests {
         let err = VmOptions::parse(br#"{"native":true}"#).unwrap_err();
         assert_eq!(err.field, "(vm configuration)");
         assert!(err.reason.contains("unknown field"));
+    }
+
+    #[test]
+    fn the_openapi_fetch_follows_the_health_check_unless_told_and_can_be_off() {
+        let config = Config::parse(
+            br#"{"health":{"cluster":"api","authority":"api.local"},"openapi":{"path":"/docs/openapi.json","interval_seconds":0,"max_bytes":1024,"max_paths":5}}"#,
+            no_env,
+        )
+        .unwrap();
+        let openapi = config.openapi.unwrap();
+        assert_eq!(
+            (openapi.cluster.as_str(), openapi.authority.as_str()),
+            ("api", "api.local")
+        );
+        assert_eq!(openapi.path, "/docs/openapi.json");
+        assert!(openapi.interval.is_zero());
+        assert_eq!(
+            openapi.limits,
+            Limits {
+                max_bytes: 1024,
+                max_paths: 5
+            }
+        );
+        let config = Config::parse(br#"{"openapi":{"enabled":false}}"#, no_env).unwrap();
+        assert_eq!(config.openapi, None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::catalog::Metric;
 use crate::config::{Config, FIELD_FINGERPRINT, FIELD_MODEL, FIELD_PROVIDER, FIELD_REDIS};
 use crate::events::{Event, Series};
 use crate::labels::{self, ModelLabels, OTHER};
-use crate::routes::{RouteId, UNMATCHED};
+use crate::routes::{RouteId, RouteTable, UNMATCHED};
 use crate::scanner::{FieldSet, FieldValue, JsonFieldScanner};
 use crate::sse::{self, SseFieldScanner};
 
@@ -52,6 +52,9 @@ impl ResponseScanner {
 pub struct Exchange {
     method: &'static str,
     route: Option<RouteId>,
+    /// A route learned from the OpenAPI document, by text: the learned table may be
+    /// replaced while the exchange runs.
+    learned_route: Option<Box<str>>,
     role: Role,
     started_nanos: u64,
     status: Option<u16>,
@@ -67,9 +70,29 @@ impl Exchange {
         path: Option<&str>,
         now_nanos: u64,
     ) -> Self {
+        Self::start_with(config, &RouteTable::default(), method, path, now_nanos)
+    }
+
+    /// Like [`start`](Self::start), with routes learned from the OpenAPI document beside the
+    /// configured ones: as if appended to `routes`, so a learned route is the label only when
+    /// it is more literal than every configured route that matches.
+    pub fn start_with(
+        config: &Config,
+        learned: &RouteTable,
+        method: Option<&str>,
+        path: Option<&str>,
+        now_nanos: u64,
+    ) -> Self {
         let method = method.map_or(OTHER, labels::method);
         let path = path.unwrap_or_default();
-        let route = config.routes.find(path);
+        let configured = config.routes.find_ranked(path);
+        let learned_route = learned
+            .find_ranked(path)
+            .filter(|(_, literals)| configured.is_none_or(|(_, c)| *literals > c))
+            .map(|(id, _)| Box::from(learned.template(id)));
+        let route = configured
+            .filter(|_| learned_route.is_none())
+            .map(|(id, _)| id);
         let is = |endpoint: &crate::config::Endpoint| {
             route == Some(endpoint.route) && method == endpoint.method
         };
@@ -86,6 +109,7 @@ impl Exchange {
         Exchange {
             method,
             route,
+            learned_route,
             role,
             started_nanos: now_nanos,
             status: None,
@@ -152,9 +176,11 @@ impl Exchange {
         emit: &mut impl FnMut(Event<'_>),
     ) {
         let nanos = now_nanos.saturating_sub(self.started_nanos);
-        let route = self
-            .route
-            .map_or(UNMATCHED, |id| config.routes.template(id));
+        let route = match (&self.learned_route, self.route) {
+            (Some(learned), _) => learned,
+            (None, Some(id)) => config.routes.template(id),
+            (None, None) => UNMATCHED,
+        };
         let status_text = self.status.map(|s| s.to_string());
         let status = status_text.as_deref().unwrap_or(labels::NO_STATUS);
         let (service, env) = (config.service.as_str(), config.env.as_str());

@@ -10,6 +10,7 @@ pub mod config;
 pub mod events;
 pub mod exchange;
 pub mod labels;
+pub mod openapi;
 pub mod routes;
 pub mod scanner;
 pub mod sse;

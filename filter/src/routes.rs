@@ -30,16 +30,40 @@ pub struct RouteTable {
 impl RouteTable {
     /// Parses templates; `Err` names the template and what is wrong with it.
     pub fn new<S: AsRef<str>>(templates: &[S]) -> Result<Self, String> {
-        let mut parsed: Vec<Template> = Vec::with_capacity(templates.len());
+        let mut table = RouteTable {
+            templates: Vec::with_capacity(templates.len()),
+        };
         for text in templates {
-            let text = text.as_ref();
-            let template = parse_template(text)?;
-            if parsed.iter().any(|t| t.segments == template.segments) {
-                return Err(format!("`{text}` is listed twice"));
-            }
-            parsed.push(template);
+            table.push(text.as_ref())?;
         }
-        Ok(RouteTable { templates: parsed })
+        Ok(table)
+    }
+
+    /// Adds a template at the end (it loses ties to every earlier one). `Err` says why it
+    /// cannot be added: it does not parse, or the table has a template of the same shape
+    /// (`/a/{x}` and `/a/{y}` are the same route).
+    pub fn push(&mut self, text: &str) -> Result<RouteId, String> {
+        let template = parse_template(text)?;
+        if self
+            .templates
+            .iter()
+            .any(|t| t.segments == template.segments)
+        {
+            return Err(format!("`{text}` is listed twice"));
+        }
+        self.templates.push(template);
+        Ok(RouteId(self.templates.len() - 1))
+    }
+
+    /// True when the table has a template of the same shape as `text` (which parses).
+    pub fn covers(&self, text: &str) -> bool {
+        parse_template(text)
+            .is_ok_and(|parsed| self.templates.iter().any(|t| t.segments == parsed.segments))
+    }
+
+    /// The template texts, in table order.
+    pub fn templates(&self) -> impl Iterator<Item = &str> {
+        self.templates.iter().map(|t| t.text.as_str())
     }
 
     pub fn len(&self) -> usize {
@@ -66,6 +90,12 @@ impl RouteTable {
     /// The template matching `path` (query string and fragment ignored). When several match,
     /// the one with the most literal segments wins (`/a/search` before `/a/{id}`).
     pub fn find(&self, path: &str) -> Option<RouteId> {
+        self.find_ranked(path).map(|(id, _)| id)
+    }
+
+    /// Like [`find`](Self::find), with the number of literal segments of the template found,
+    /// so that a match in another table can be weighed against it.
+    pub fn find_ranked(&self, path: &str) -> Option<(RouteId, usize)> {
         let path = path.split(['?', '#']).next().unwrap_or_default();
         let mut best: Option<(usize, usize)> = None;
         for (index, template) in self.templates.iter().enumerate() {
@@ -73,7 +103,7 @@ impl RouteTable {
                 best = Some((index, template.literals));
             }
         }
-        best.map(|(index, _)| RouteId(index))
+        best.map(|(index, literals)| (RouteId(index), literals))
     }
 
     /// The `route` label for `path`.

@@ -40,8 +40,9 @@ impl HttpContext for RequestMetrics {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let method = lossy(self.get_http_request_header_bytes(":method"));
         let path = lossy(self.get_http_request_header_bytes(":path"));
-        let exchange = Exchange::start(
+        let exchange = Exchange::start_with(
             &self.shared.config,
+            &self.shared.learned.borrow(),
             method.as_deref(),
             path.as_deref(),
             self.now(),

@@ -3,6 +3,8 @@
 
 mod health;
 mod http;
+mod lease;
+mod openapi;
 mod root;
 mod stats;
 

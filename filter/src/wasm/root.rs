@@ -1,5 +1,5 @@
-//! The root context: parses the configuration once, hands it to every request, and polls the
-//! health endpoint for `prompter_redis_up`.
+//! The root context: parses the configuration once, hands it to every request, polls the
+//! health endpoint for `prompter_redis_up`, and learns routes from the OpenAPI document.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,10 +10,12 @@ use proxy_wasm::types::{ContextType, LogLevel};
 
 use super::health::HealthPoller;
 use super::http::RequestMetrics;
+use super::openapi::RouteLearner;
 use super::stats::EnvoyStats;
 use crate::config::{Config, VmOptions};
 use crate::events::{self, Event};
 use crate::labels::ModelLabels;
+use crate::routes::RouteTable;
 
 /// State every request of this VM shares (one VM per Envoy worker thread).
 #[derive(Debug)]
@@ -21,6 +23,8 @@ pub struct Shared {
     pub config: Config,
     pub stats: RefCell<EnvoyStats>,
     pub models: RefCell<ModelLabels>,
+    /// Routes learned from the OpenAPI document, beside `config.routes`.
+    pub learned: RefCell<RouteTable>,
     scratch: RefCell<String>,
 }
 
@@ -43,6 +47,7 @@ pub struct PluginRoot {
     last_flush: Option<SystemTime>,
     shared: Option<Rc<Shared>>,
     health: Option<HealthPoller>,
+    openapi: Option<RouteLearner>,
 }
 
 impl Context for PluginRoot {
@@ -59,6 +64,16 @@ impl Context for PluginRoot {
         body_size: usize,
         _trailers: usize,
     ) {
+        if let (Some(learner), Some(shared)) = (&mut self.openapi, &self.shared) {
+            if let Some(fetch) = shared
+                .config
+                .openapi
+                .as_ref()
+                .filter(|_| learner.owns(token))
+            {
+                return learner.on_response(shared, fetch, body_size);
+            }
+        }
         let body = self.get_http_call_response_body(0, body_size);
         let status = self
             .get_http_call_response_header_bytes(":status")
@@ -127,15 +142,19 @@ impl RootContext for PluginRoot {
             config,
             stats: RefCell::new(EnvoyStats::new(!self.vm.stats_flush.is_zero())),
             models: RefCell::default(),
+            learned: RefCell::default(),
             scratch: RefCell::default(),
         });
+        if shared.config.openapi.is_some() {
+            self.openapi = Some(RouteLearner::new());
+        }
         if polls {
             self.health = Some(HealthPoller::new());
         }
         // One tick drives the health poll, the route refresh and the stats flush; each keeps
         // its own schedule. Ticks are cheap (a shared-data read at most).
         let flush = self.vm.stats_flush;
-        if self.health.is_some() || !flush.is_zero() {
+        if self.health.is_some() || self.openapi.is_some() || !flush.is_zero() {
             let second = Duration::from_secs(1);
             self.set_tick_period(if flush.is_zero() {
                 second
@@ -152,6 +171,11 @@ impl RootContext for PluginRoot {
         self.flush_stats(now, false);
         if let (Some(health), Some(shared)) = (&mut self.health, &self.shared) {
             health.on_tick(shared, now);
+        }
+        if let (Some(learner), Some(shared)) = (&mut self.openapi, &self.shared) {
+            if let Some(fetch) = &shared.config.openapi {
+                learner.on_tick(shared, fetch, now);
+            }
         }
     }
 

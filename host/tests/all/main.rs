@@ -2,5 +2,6 @@
 
 mod abi;
 mod filter;
+mod openapi;
 mod replay;
 mod sse;

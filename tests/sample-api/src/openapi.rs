@@ -1,6 +1,68 @@
-//! The minimal OpenAPI 3 document served at `/openapi.json`, as FastAPI would generate it.
+//! The minimal OpenAPI 3 document served at `/openapi.json`, as FastAPI would generate it,
+//! and the variants tests switch to with `POST /__sample/openapi {"mode": "..."}`.
 
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// Size of the `huge` document: above the filter's default bound (4 MiB).
+pub const HUGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// What `/openapi.json` serves.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// [`document`].
+    #[default]
+    Standard,
+    /// [`document`] plus `/api/admin/users/{user_id}`, as after a deploy that adds a route.
+    Extended,
+    /// [`document`] cut in the middle: not JSON.
+    Broken,
+    /// [`document`] with a description that makes it [`HUGE_BYTES`] long.
+    Huge,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Standard, Mode::Extended, Mode::Broken, Mode::Huge];
+
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_u8(value: u8) -> Mode {
+        Self::ALL
+            .get(usize::from(value))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// The bytes `/openapi.json` serves in `mode`.
+pub fn serve(mode: Mode) -> Vec<u8> {
+    let mut doc = document();
+    match mode {
+        Mode::Standard | Mode::Broken => {}
+        Mode::Extended => {
+            doc["paths"]["/api/admin/users/{user_id}"] = json!({
+                "get": {
+                    "operationId": "admin_user",
+                    "parameters": [{ "name": "user_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                    "responses": ok("200", json!({ "type": "object" }))
+                }
+            });
+        }
+        Mode::Huge => {
+            let standard = serde_json::to_vec(&doc).unwrap_or_default().len();
+            let padding = HUGE_BYTES.saturating_sub(standard + r#","description":"""#.len());
+            doc["info"]["description"] = Value::String("x".repeat(padding));
+        }
+    }
+    let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+    match mode {
+        Mode::Broken => bytes.get(..bytes.len() / 2).unwrap_or_default().to_vec(),
+        _ => bytes,
+    }
+}
 
 fn template_id_param() -> Value {
     json!([{

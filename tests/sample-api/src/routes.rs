@@ -77,7 +77,9 @@ enum Route<'a> {
     Health,
     OpenApi,
     AdminStats,
+    AdminUser(&'a str),
     SetRedis,
+    SetOpenApi,
     RequestCount,
     NotFound,
 }
@@ -92,8 +94,16 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         "/openapi.json" if get => return Route::OpenApi,
         "/api/admin/stats" if get => return Route::AdminStats,
         "/__sample/redis" if post => return Route::SetRedis,
+        "/__sample/openapi" if post => return Route::SetOpenApi,
         "/__sample/requests" if get => return Route::RequestCount,
         _ => {}
+    }
+    if let Some(user) = path.strip_prefix("/api/admin/users/") {
+        return match user {
+            "" => Route::NotFound,
+            user if get && !user.contains('/') => Route::AdminUser(user),
+            _ => Route::NotFound,
+        };
     }
     let Some(rest) = path.strip_prefix("/api/prompt-templates/") else {
         return Route::NotFound;
@@ -210,6 +220,11 @@ struct Health {
 }
 
 #[derive(Deserialize)]
+struct OpenApiIn {
+    mode: openapi::Mode,
+}
+
+#[derive(Deserialize)]
 struct RedisIn {
     up: bool,
 }
@@ -224,7 +239,10 @@ where
     let path = parts.uri.path();
     let knobs = Knobs::parse(parts.uri.query());
     let route = route(&parts.method, path);
-    let control = matches!(route, Route::SetRedis | Route::RequestCount);
+    let control = matches!(
+        route,
+        Route::SetRedis | Route::SetOpenApi | Route::RequestCount
+    );
     if !control {
         api.count_request();
         if let Some(ms) = knobs.delay_ms.filter(|&ms| ms > 0) {
@@ -274,11 +292,21 @@ where
                 },
             )
         }
-        Route::OpenApi => Reply::Json(StatusCode::OK, json_bytes(&openapi::document())),
+        Route::OpenApi => Reply::Json(StatusCode::OK, api.openapi_document().into()),
         Route::AdminStats => Reply::Json(
             StatusCode::OK,
             json_bytes(&json!({ "templates": api.template_count() })),
         ),
+        Route::AdminUser(user) => {
+            Reply::Json(StatusCode::OK, json_bytes(&json!({ "user_id": user })))
+        }
+        Route::SetOpenApi => match parse_body::<OpenApiIn>(&body) {
+            Ok(r) => {
+                api.set_openapi_mode(r.mode);
+                Reply::Empty(StatusCode::NO_CONTENT)
+            }
+            Err(reply) => reply,
+        },
         Route::SetRedis => match parse_body::<RedisIn>(&body) {
             Ok(r) => {
                 api.set_redis(r.up);

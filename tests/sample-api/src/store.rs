@@ -1,9 +1,11 @@
 //! In-memory state of the sample: templates, counters and the simulated Redis flag.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
+
+use crate::openapi;
 
 /// A stored prompt template, serialised as the `TemplateOut` schema.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct SampleApi {
     redis_up: AtomicBool,
     requests: AtomicU64,
     results: AtomicU64,
+    openapi_mode: AtomicU8,
+    openapi_served: AtomicU64,
 }
 
 impl Default for SampleApi {
@@ -47,6 +51,8 @@ impl SampleApi {
             redis_up: AtomicBool::new(up),
             requests: AtomicU64::new(0),
             results: AtomicU64::new(0),
+            openapi_mode: AtomicU8::new(openapi::Mode::Standard.as_u8()),
+            openapi_served: AtomicU64::new(0),
         }
     }
 
@@ -90,6 +96,25 @@ impl SampleApi {
 
     pub fn set_redis(&self, up: bool) {
         self.redis_up.store(up, Ordering::Relaxed);
+    }
+
+    /// What `/openapi.json` serves.
+    pub fn openapi_mode(&self) -> openapi::Mode {
+        openapi::Mode::from_u8(self.openapi_mode.load(Ordering::Relaxed))
+    }
+
+    pub fn set_openapi_mode(&self, mode: openapi::Mode) {
+        self.openapi_mode.store(mode.as_u8(), Ordering::Relaxed);
+    }
+
+    /// How many times `/openapi.json` was served.
+    pub fn openapi_served(&self) -> u64 {
+        self.openapi_served.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn openapi_document(&self) -> Vec<u8> {
+        self.openapi_served.fetch_add(1, Ordering::Relaxed);
+        openapi::serve(self.openapi_mode())
     }
 
     /// Requests served so far, not counting the `/__sample/*` control routes.

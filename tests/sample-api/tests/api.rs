@@ -443,6 +443,43 @@ async fn serve_then_shutdown_stops_listening() {
     assert!(TcpStream::connect(addr).is_err());
 }
 
+#[test]
+fn openapi_modes_switch_what_is_served() {
+    let (server, mut c) = server();
+    let paths = |c: &mut Client| {
+        let doc = c.send("GET", "/openapi.json", None).json();
+        let paths = doc["paths"].as_object().expect("paths").clone();
+        paths.keys().cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(paths(&mut c).len(), 6);
+    let set = |c: &mut Client, mode: &str| {
+        let r = c.send(
+            "POST",
+            "/__sample/openapi",
+            Some(&format!(r#"{{"mode":"{mode}"}}"#)),
+        );
+        assert_eq!(r.status, 204, "{mode}");
+    };
+    set(&mut c, "extended");
+    assert!(paths(&mut c).contains(&"/api/admin/users/{user_id}".to_string()));
+    let r = c.send("GET", "/api/admin/users/u-1", None);
+    assert_eq!((r.status, r.json()), (200, json!({"user_id": "u-1"})));
+    set(&mut c, "broken");
+    let r = c.send("GET", "/openapi.json", None);
+    assert_eq!(r.status, 200);
+    assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+    set(&mut c, "huge");
+    let r = c.send("GET", "/openapi.json", None);
+    assert_eq!(r.body.len(), prompter_sample_api::openapi::HUGE_BYTES);
+    assert_eq!(r.json()["paths"].as_object().map(|p| p.len()), Some(6));
+    assert_eq!(
+        c.send("POST", "/__sample/openapi", Some(r#"{"mode":"odd"}"#))
+            .status,
+        422
+    );
+    assert_eq!(server.api().openapi_served(), 4);
+}
+
 /// The `data` of each event of a server-sent event stream, comments left out.
 fn events(body: &[u8]) -> Vec<String> {
     let text = std::str::from_utf8(body).expect("utf-8 stream");

@@ -1,0 +1,225 @@
+//! Learns route templates from the API's OpenAPI document, once per interval per proxy: a
+//! [`Lease`] elects the VM that fetches, it reads the answer in slices into a
+//! [`PathsReader`], and publishes the learned templates in shared data; every VM takes them
+//! up on its next tick. A fetch or document that fails leaves every VM's table as it was.
+
+use std::time::{Duration, SystemTime};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType};
+
+use super::lease::Lease;
+use super::root::Shared;
+use crate::config::OpenApiFetch;
+use crate::openapi::{self, DocumentPaths, Learned, PathsReader};
+
+/// The learned templates, one per line ([`Learned::to_text`]).
+const ROUTES_KEY: &str = "prompter_filter.openapi.routes";
+/// Bumped after each change of [`ROUTES_KEY`], so a tick reads a few bytes, not the table.
+const GENERATION_KEY: &str = "prompter_filter.openapi.generation";
+/// A fetch without a usable answer (none, or 5xx) is tried again this soon, within the
+/// interval: at start the API may not listen yet.
+const RETRY: Duration = Duration::from_secs(5);
+/// Bytes of the document copied into the VM at a time.
+const SLICE: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub struct RouteLearner {
+    lease: Lease,
+    in_flight: Option<u32>,
+    /// Generation of the shared table this VM uses (0: none yet).
+    generation: u64,
+}
+
+/// Why a fetch taught nothing, and whether to try again before the interval is over.
+struct Failure {
+    reason: String,
+    retry_soon: bool,
+}
+
+impl RouteLearner {
+    pub fn new() -> Self {
+        RouteLearner {
+            lease: Lease::new("prompter_filter.openapi.next_fetch_ms"),
+            in_flight: None,
+            generation: 0,
+        }
+    }
+
+    /// True when `token` is this learner's fetch.
+    pub fn owns(&self, token: u32) -> bool {
+        self.in_flight == Some(token)
+    }
+
+    pub fn on_tick(&mut self, shared: &Shared, fetch: &OpenApiFetch, now: SystemTime) {
+        self.adopt(shared);
+        if self.in_flight.is_some() {
+            return;
+        }
+        let now_ms = super::now_nanos(now) / 1_000_000;
+        let next_ms = if fetch.interval.is_zero() {
+            u64::MAX
+        } else {
+            now_ms.saturating_add(fetch.interval.as_millis() as u64)
+        };
+        if !self.lease.claim(now_ms, next_ms) {
+            return;
+        }
+        let headers = vec![
+            (":method", "GET"),
+            (":path", fetch.path.as_str()),
+            (":authority", fetch.authority.as_str()),
+            ("accept", "application/json"),
+        ];
+        match hostcalls::dispatch_http_call(&fetch.cluster, headers, None, vec![], fetch.timeout) {
+            Ok(token) => self.in_flight = Some(token),
+            Err(status) => self.failed(
+                shared,
+                fetch,
+                now_ms,
+                Failure {
+                    reason: format!("not sent to cluster `{}`: {status:?}", fetch.cluster),
+                    retry_soon: true,
+                },
+            ),
+        }
+    }
+
+    /// The fetch's answer: `body_size` bytes, read from the host in slices.
+    pub fn on_response(&mut self, shared: &Shared, fetch: &OpenApiFetch, body_size: usize) {
+        self.in_flight = None;
+        let now_ms = hostcalls::get_current_time().map_or(0, super::now_nanos) / 1_000_000;
+        match read(fetch, body_size) {
+            Ok(paths) => self.publish(
+                shared,
+                fetch,
+                openapi::learn_document(paths, &shared.config.routes),
+            ),
+            Err(failure) => self.failed(shared, fetch, now_ms, failure),
+        }
+    }
+
+    fn failed(&self, shared: &Shared, fetch: &OpenApiFetch, now_ms: u64, failure: Failure) {
+        if failure.retry_soon {
+            let retry = RETRY.min(fetch.interval.max(Duration::from_secs(1)));
+            self.lease.due_by(now_ms + retry.as_millis() as u64);
+        }
+        let kept = shared.learned.borrow().len();
+        super::log(
+            LogLevel::Warn,
+            &format!(
+                "prompter-filter: OpenAPI document {}: {}; the route table stays as it was ({kept} learned route{})",
+                fetch.path,
+                failure.reason,
+                if kept == 1 { "" } else { "s" }
+            ),
+        );
+    }
+
+    /// Shares a new table with every VM and uses it here; an unchanged one is left alone.
+    fn publish(&mut self, shared: &Shared, fetch: &OpenApiFetch, learned: Learned) {
+        let text = learned.to_text();
+        let (generation, cas) = shared_generation();
+        let current = hostcalls::get_shared_data(ROUTES_KEY)
+            .ok()
+            .and_then(|(value, _)| value)
+            .unwrap_or_default();
+        if generation > 0 && current == text.as_bytes() {
+            self.adopt(shared);
+            return;
+        }
+        let next = generation + 1;
+        let shared_ok = hostcalls::set_shared_data(ROUTES_KEY, Some(text.as_bytes()), None)
+            .and_then(|()| {
+                hostcalls::set_shared_data(GENERATION_KEY, Some(next.to_string().as_bytes()), cas)
+            });
+        super::log(
+            LogLevel::Info,
+            &format!(
+                "prompter-filter: OpenAPI document {}: learned {}",
+                fetch.path,
+                learned.summary()
+            ),
+        );
+        if let Err(status) = shared_ok {
+            super::log(
+                LogLevel::Warn,
+                &format!(
+                    "prompter-filter: learned routes not shared with other workers: {status:?}"
+                ),
+            );
+        }
+        *shared.learned.borrow_mut() = learned.table;
+        self.generation = next;
+    }
+
+    /// Takes up the table another VM published, if it is newer than this VM's.
+    fn adopt(&mut self, shared: &Shared) {
+        let (generation, _) = shared_generation();
+        if generation == self.generation {
+            return;
+        }
+        let text = hostcalls::get_shared_data(ROUTES_KEY)
+            .ok()
+            .and_then(|(value, _)| value)
+            .unwrap_or_default();
+        let learned = Learned::from_text(&String::from_utf8_lossy(&text), &shared.config.routes);
+        *shared.learned.borrow_mut() = learned.table;
+        self.generation = generation;
+    }
+}
+
+fn shared_generation() -> (u64, Option<u32>) {
+    let Ok((value, cas)) = hostcalls::get_shared_data(GENERATION_KEY) else {
+        return (0, None);
+    };
+    let generation = value
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    (generation, cas)
+}
+
+/// The `paths` keys of the answer, or why there are none to learn from.
+fn read(fetch: &OpenApiFetch, body_size: usize) -> Result<DocumentPaths, Failure> {
+    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+    let Some(status) = status else {
+        return Err(Failure {
+            reason: "no answer (reset, timeout or no upstream)".into(),
+            retry_soon: true,
+        });
+    };
+    if !(200..300).contains(&status) {
+        return Err(Failure {
+            reason: format!("answered {status}"),
+            retry_soon: status >= 500,
+        });
+    }
+    let refused = |error: openapi::DocumentError| Failure {
+        reason: format!("refused: {error}"),
+        retry_soon: false,
+    };
+    let limits = fetch.limits;
+    if body_size > limits.max_bytes {
+        return Err(refused(openapi::DocumentError::TooLarge {
+            limit: limits.max_bytes,
+        }));
+    }
+    let mut reader = PathsReader::new(limits);
+    let mut offset = 0;
+    while offset < body_size {
+        let len = SLICE.min(body_size - offset);
+        let chunk = hostcalls::get_buffer(BufferType::HttpCallResponseBody, offset, len)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if chunk.is_empty() {
+            break;
+        }
+        reader.feed(&chunk).map_err(refused)?;
+        offset += chunk.len();
+    }
+    reader.finish().map_err(refused)
+}

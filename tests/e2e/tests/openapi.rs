@@ -1,0 +1,139 @@
+//! Routes learned from the API's OpenAPI document, through real Envoy and through the host
+//! proxy: a route only the document has gets its template as the `route` label; a broken or
+//! huge document is refused with a log line and the table stays; a new document replaces it;
+//! the document is fetched once per interval per proxy, whatever the number of workers.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use prompter_e2e::client::{post, Framing};
+use prompter_e2e::envoy::{Envoy, EnvoyOptions};
+use prompter_e2e::scenario::{call, Expected};
+use prompter_e2e::{host, scrape};
+use prompter_sample_api::BackgroundServer;
+
+/// Polling off; the document fetched every second.
+const CONFIG: &str = r#"{"health": {"interval_seconds": 0}, "openapi": {"interval_seconds": 1}}"#;
+const STATS: &str = "/api/admin/stats";
+const USER: &str = "/api/admin/users/{user_id}";
+/// Every worker takes a table another one learned up on its next tick (each second).
+const SETTLE: Duration = Duration::from_millis(2_500);
+
+/// Waits until a log line contains `text`.
+fn wait_for_log(log: &dyn Fn() -> String, text: &str) {
+    let start = Instant::now();
+    while !log().contains(text) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no log line with {text:?}:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn serve_document(sample: &BackgroundServer, mode: &str) {
+    let response = post(
+        sample.addr,
+        "/__sample/openapi",
+        &format!(r#"{{"mode":"{mode}"}}"#),
+    );
+    assert_eq!(response.status, 204, "{}", response.text());
+}
+
+/// The scenario, through `at`; `until_equal` waits until the proxy's series are `expected`.
+fn learn_keep_and_replace(
+    at: SocketAddr,
+    sample: &BackgroundServer,
+    log: &dyn Fn() -> String,
+    until_equal: &dyn Fn(&scrape::Series),
+) {
+    wait_for_log(
+        log,
+        "OpenAPI document /openapi.json: learned 1 route (6 paths: 5 configured, 0 skipped): /api/admin/stats",
+    );
+    std::thread::sleep(SETTLE);
+    let mut want = Expected::new("prompter-api", "dev");
+    call(at, "GET", STATS, None, Framing::Whole, 200);
+    want.request("GET", STATS, 200);
+    call(at, "GET", "/api/admin/stats?x=1", None, Framing::Whole, 200);
+    want.request("GET", STATS, 200);
+    call(at, "GET", "/nope", None, Framing::Whole, 404);
+    want.request("GET", "unmatched", 404);
+    until_equal(&want.series());
+
+    // Fetched once per interval per proxy, not once per worker.
+    let before = sample.api().openapi_served();
+    std::thread::sleep(Duration::from_secs(4));
+    let fetches = sample.api().openapi_served() - before;
+    assert!((3..=6).contains(&fetches), "{fetches} fetches in 4 s");
+
+    for (mode, reason) in [
+        ("broken", "refused: it is not JSON: it ends early"),
+        (
+            "huge",
+            "refused: it is larger than 4194304 bytes (`openapi.max_bytes`)",
+        ),
+    ] {
+        serve_document(sample, mode);
+        wait_for_log(
+            log,
+            &format!("OpenAPI document /openapi.json: {reason}; the route table stays as it was (1 learned route)"),
+        );
+        call(at, "GET", STATS, None, Framing::Whole, 200);
+        want.request("GET", STATS, 200);
+        until_equal(&want.series());
+    }
+
+    serve_document(sample, "extended");
+    wait_for_log(
+        log,
+        "learned 2 routes (7 paths: 5 configured, 0 skipped): /api/admin/stats /api/admin/users/{user_id}",
+    );
+    std::thread::sleep(SETTLE);
+    call(at, "GET", "/api/admin/users/u-1", None, Framing::Whole, 200);
+    want.request("GET", USER, 200);
+    call(at, "GET", STATS, None, Framing::Whole, 200);
+    want.request("GET", STATS, 200);
+    until_equal(&want.series());
+}
+
+#[test]
+fn envoy_labels_routes_learned_from_the_openapi_document() {
+    let sample = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut options = EnvoyOptions::new(sample.addr, CONFIG);
+    options.concurrency = 3;
+    let envoy = Envoy::start(options);
+    let log = || envoy.log();
+    let until_equal = |expected: &scrape::Series| {
+        scrape::envoy_until_equal(envoy.admin, expected);
+    };
+    learn_keep_and_replace(envoy.listener, &sample, &log, &until_equal);
+}
+
+#[test]
+fn the_host_proxy_labels_routes_learned_from_the_openapi_document() {
+    let sample = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut options = host::options(sample.addr, CONFIG);
+    options.workers = 3;
+    let proxy = host::start(options);
+    let log = || proxy.shared.logs.texts().join("\n");
+    let until_equal = |expected: &scrape::Series| {
+        let start = Instant::now();
+        loop {
+            let series = scrape::host(proxy.metrics);
+            let diff = scrape::without_sums(&series)
+                .without_buckets()
+                .diff(expected);
+            if diff.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "host series differ:\n{diff}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    learn_keep_and_replace(proxy.listen, &sample, &log, &until_equal);
+}
