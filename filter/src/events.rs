@@ -38,6 +38,27 @@ pub trait StatSink {
     /// without suffix). Only for hosts that said they export real histograms in seconds
     /// (`_sum` included); see [`crate::config::VmOptions`].
     fn observe(&mut self, name: &str, nanos: u64);
+
+    /// One observation of a histogram kept as counters: +1 on the bucket counters from
+    /// `first` on and on the `_count` counter (all of them defined). `series` identifies the
+    /// histogram series (its encoded name without `le`); `name(i, out)` writes the stat name
+    /// of bucket `i`, or of `_count` for `i == buckets`. A sink that caches per `series` can
+    /// skip building the names on every observation.
+    fn add_buckets(
+        &mut self,
+        series: &str,
+        buckets: usize,
+        first: usize,
+        name: &mut dyn FnMut(usize, &mut String),
+    ) {
+        let _ = series;
+        let mut scratch = String::new();
+        for i in 0..=buckets {
+            scratch.clear();
+            name(i, &mut scratch);
+            self.add(&scratch, u64::from(i >= first));
+        }
+    }
 }
 
 /// Applies one event to `sink`. `scratch` is reused between calls to build stat names.
@@ -65,15 +86,20 @@ pub fn record(config: &Config, event: Event<'_>, scratch: &mut String, sink: &mu
             debug_assert_eq!(series.metric.kind(), MetricKind::Histogram);
             let buckets = buckets_of(config, series.metric);
             let first = buckets.first_bucket(nanos as f64 / 1e9);
-            for (i, le) in buckets.labels.iter().enumerate() {
-                pairs[n] = (label::LE, le);
-                encode(scratch, name, BUCKET_SUFFIX, &pairs[..=n]);
-                sink.add(scratch, u64::from(i >= first));
-            }
-            encode(scratch, name, COUNT_SUFFIX, &pairs[..n]);
-            sink.add(scratch, 1);
+            encode(scratch, name, "", &pairs[..n]);
+            let count = buckets.labels.len();
+            sink.add_buckets(scratch, count, first, &mut |i, out| {
+                if let Some(le) = buckets.labels.get(i) {
+                    let mut with_le = pairs;
+                    with_le[n] = (label::LE, le);
+                    stat_name::encode_into(out, name, &with_le[..=n]);
+                    out.push_str(BUCKET_SUFFIX);
+                } else {
+                    stat_name::encode_into(out, name, &pairs[..n]);
+                    out.push_str(COUNT_SUFFIX);
+                }
+            });
             if config.native_histograms {
-                encode(scratch, name, "", &pairs[..n]);
                 sink.observe(scratch, nanos);
             }
         }

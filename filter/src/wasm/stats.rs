@@ -5,7 +5,7 @@
 //! host calls cheap can ask for every update at once (`stats_flush_interval_ms: 0` in the VM
 //! configuration).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MetricType};
@@ -24,6 +24,9 @@ pub struct EnvoyStats {
     batched: bool,
     counters: Vec<Counter>,
     counter_slots: HashMap<String, usize>,
+    /// The counter slots of each histogram series' buckets and `_count`, so that an
+    /// observation costs one lookup, not one per bucket.
+    histogram_slots: HashMap<String, Vec<usize>>,
     /// Counters with a pending delta, each once.
     dirty: Vec<usize>,
     ids: HashMap<String, u32>,
@@ -97,11 +100,8 @@ impl EnvoyStats {
     }
 }
 
-impl StatSink for EnvoyStats {
-    fn add(&mut self, name: &str, delta: u64) {
-        let Some(slot) = self.counter_slot(name) else {
-            return;
-        };
+impl EnvoyStats {
+    fn add_to_slot(&mut self, slot: usize, delta: u64) {
         if delta == 0 {
             return;
         }
@@ -114,6 +114,45 @@ impl StatSink for EnvoyStats {
             self.dirty.push(slot);
         }
         counter.pending = counter.pending.saturating_add(delta);
+    }
+}
+
+impl StatSink for EnvoyStats {
+    fn add(&mut self, name: &str, delta: u64) {
+        if let Some(slot) = self.counter_slot(name) {
+            self.add_to_slot(slot, delta);
+        }
+    }
+
+    fn add_buckets(
+        &mut self,
+        series: &str,
+        buckets: usize,
+        first: usize,
+        name: &mut dyn FnMut(usize, &mut String),
+    ) {
+        if !self.histogram_slots.contains_key(series) {
+            let mut slots = Vec::with_capacity(buckets + 1);
+            let mut scratch = String::new();
+            for i in 0..=buckets {
+                scratch.clear();
+                name(i, &mut scratch);
+                match self.counter_slot(&scratch) {
+                    Some(slot) => slots.push(slot),
+                    // A failed definition is logged; the observation is dropped.
+                    None => return,
+                }
+            }
+            self.histogram_slots.insert(series.to_string(), slots);
+        }
+        let Some(slots) = self.histogram_slots.get(series) else {
+            return;
+        };
+        let slots: &[usize] = slots;
+        // The cumulative buckets from `first` on, and `_count` (the last slot).
+        for slot in slots.get(first..).unwrap_or_default().to_vec() {
+            self.add_to_slot(slot, 1);
+        }
     }
 
     fn observe(&mut self, name: &str, nanos: u64) {
