@@ -1,0 +1,184 @@
+//! A whole request through the filter in the native host: every callback of one exchange
+//! (context create, request headers and body, response headers and body, log, done, delete),
+//! no I/O. Measured for our filter under Envoy's VM configuration (counters batched in the VM)
+//! and under the wasmtime host's (every update sent at once), and for the empty proxy-wasm
+//! filter (the floor); the host calls each request makes are counted and printed first.
+//!
+//! Needs both release modules: `cargo build -p prompter-filter -p prompter-empty-filter
+//! --target wasm32-wasip1 --release`, then `cargo bench -p prompter-host --bench request`.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::{BenchmarkId, Criterion};
+use prompter_host::clock::Clock;
+use prompter_host::state::PluginSetup;
+use prompter_host::testing::{shared_for, Request};
+use prompter_host::vm::{FilterInstance, FilterModule};
+
+/// Health polling off: a bench has no upstream to answer it.
+const CONFIG: &str = r#"{"health":{"interval_seconds":0}}"#;
+
+fn module(file: &str) -> FilterModule {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip1/release")
+        .join(file);
+    FilterModule::from_file(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}: build it with `cargo build -p prompter-filter -p prompter-empty-filter --target wasm32-wasip1 --release`", path.display())
+    })
+}
+
+/// The requests of the load mix that differ for the filter: a plain GET (no body scanned),
+/// a probe (ensure-version) and a run (both bodies scanned).
+fn requests() -> Vec<(&'static str, Request)> {
+    vec![
+        (
+            "plain_get",
+            Request::get("/api/prompt-templates/t-1")
+                .status(200)
+                .respond(r#"{"id":"t-1","name":"bench","body":"Hello {name}"}"#),
+        ),
+        (
+            "probe",
+            Request::post(
+                "/api/prompt-templates/t-1/ensure-version",
+                r#"{"provider":"openai","model_id":"gpt-4o"}"#,
+            )
+            .status(200)
+            .respond(r#"{"provider":"openai","model_id":"gpt-4o","provider_version_key":"openai:gpt-4o","captured_at":"2026-01-01T00:00:00Z","created":true}"#),
+        ),
+        (
+            "run",
+            Request::post(
+                "/api/prompt-templates/t-1/run",
+                r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#,
+            )
+            .status(200)
+            .respond(r#"{"output":"Hello Ada","result_id":"r-1","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb"}"#),
+        ),
+    ]
+}
+
+/// Envoy's VM configuration (none: counter increments batched in the VM, flushed on tick)
+/// or the wasmtime host's (every update sent at once, native histograms).
+#[derive(Clone, Copy)]
+enum VmConfig {
+    Envoy,
+    Host,
+}
+
+/// One filter instance driven the way Envoy drives it, with Envoy-like header maps.
+struct Driver {
+    vm: FilterInstance,
+}
+
+fn header(name: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
+    (name.as_bytes().to_vec(), value.as_bytes().to_vec())
+}
+
+impl Driver {
+    fn new(module: &FilterModule, vm_config: VmConfig) -> Driver {
+        let mut setup = PluginSetup {
+            plugin_config: CONFIG.as_bytes().to_vec(),
+            ..PluginSetup::default()
+        };
+        if let VmConfig::Envoy = vm_config {
+            setup.vm_config.clear();
+        }
+        let clock = Clock::manual(1_700_000_000_000_000_000);
+        let shared = shared_for(&setup.plugin_config, &setup.env, clock);
+        let vm = FilterInstance::new(module, shared, setup).expect("the filter starts");
+        Driver { vm }
+    }
+
+    /// Every callback of one exchange: create, request headers (and body), response headers
+    /// (and body), log, done, delete.
+    fn exchange(&mut self, request: &Request) {
+        let vm = &mut self.vm;
+        let id = vm.create_stream().expect("stream");
+        let headers = vec![
+            header(":authority", "prompter-api"),
+            header(":path", &request.path),
+            header(":method", &request.method),
+            header(":scheme", "http"),
+            header("user-agent", "wrk"),
+            header("content-type", "application/json"),
+            header("x-forwarded-proto", "http"),
+            header("x-request-id", "0b8c3f6e-6a43-4c1e-9f1e-3f2d0c1a7b55"),
+        ];
+        let body = &request.body;
+        vm.on_request_headers(id, headers, body.is_empty())
+            .expect("request headers");
+        if !body.is_empty() {
+            vm.on_request_body(id, body, true).expect("request body");
+        }
+        let response = &request.response_body;
+        let headers = vec![
+            header(":status", request.status.as_deref().unwrap_or("200")),
+            header("content-type", "application/json"),
+            header("content-length", &response.len().to_string()),
+            header("x-envoy-upstream-service-time", "1"),
+        ];
+        vm.on_response_headers(id, headers, response.is_empty())
+            .expect("response headers");
+        if !response.is_empty() {
+            vm.on_response_body(id, response, true)
+                .expect("response body");
+        }
+        vm.finish_stream(id).expect("log, done, delete");
+    }
+
+    fn host_calls_of(&mut self, request: &Request) -> u64 {
+        let before = self.vm.host_calls();
+        self.exchange(request);
+        self.vm.host_calls() - before
+    }
+}
+
+/// The filters and VM configurations measured, by bench name.
+fn variants() -> Vec<(&'static str, FilterModule, VmConfig)> {
+    let ours = module("prompter_filter.wasm");
+    let empty = module("prompter_empty_filter.wasm");
+    vec![
+        ("prompter_filter-envoy_vm", ours.clone(), VmConfig::Envoy),
+        ("prompter_filter-host_vm", ours, VmConfig::Host),
+        ("prompter_empty_filter", empty, VmConfig::Envoy),
+    ]
+}
+
+/// Prints `host calls per request: <variant> <request> first=<n> steady=<n>`: the first
+/// request of its kind in a fresh VM (metric ids defined) and the 100th.
+fn print_host_calls(variants: &[(&'static str, FilterModule, VmConfig)]) {
+    for (name, module, vm_config) in variants {
+        for (kind, request) in requests() {
+            let mut driver = Driver::new(module, *vm_config);
+            let first = driver.host_calls_of(&request);
+            for _ in 0..98 {
+                driver.exchange(&request);
+            }
+            let steady = driver.host_calls_of(&request);
+            println!("host calls per request: {name} {kind} first={first} steady={steady}");
+        }
+    }
+}
+
+fn whole_request(c: &mut Criterion, variants: &[(&'static str, FilterModule, VmConfig)]) {
+    let mut group = c.benchmark_group("request");
+    for (name, module, vm_config) in variants {
+        let mut driver = Driver::new(module, *vm_config);
+        for (kind, request) in requests() {
+            group.bench_with_input(BenchmarkId::new(*name, kind), &request, |b, request| {
+                b.iter(|| driver.exchange(black_box(request)))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn main() {
+    let variants = variants();
+    print_host_calls(&variants);
+    let mut criterion = Criterion::default().configure_from_args();
+    whole_request(&mut criterion, &variants);
+    criterion.final_summary();
+}

@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md (to stdout) from the raw results of scripts/bench-load.
+
+Usage: report.py RESULTS COMMANDS CRITERION_DIR
+
+RESULTS has one measurement per line (`load`, `stream`, `memory`, `hostcalls`, `wasm`,
+`allocations`, `envoystat`, `meta`, as scripts/bench-load records them); CRITERION_DIR is
+criterion's output (`target/criterion`), read for the medians of the benches. The text of
+`notes.md` beside this file (what the figures mean, what was tried) goes in before the commands.
+"""
+
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+TARGET_NAMES = {
+    "bare": "bare Envoy (no wasm filter)",
+    "empty": "Envoy + empty proxy-wasm filter",
+    "ours": "Envoy + prompter_filter",
+    "host": "prompter-host proxy + prompter_filter",
+}
+MB = 1024 * 1024
+
+
+def met(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def criterion(root, bench_id):
+    """(median ns, throughput bytes or None) of one criterion benchmark, or None."""
+    path = os.path.join(root, bench_id, "new")
+    try:
+        with open(os.path.join(path, "estimates.json")) as f:
+            estimates = json.load(f)
+        with open(os.path.join(path, "benchmark.json")) as f:
+            bench = json.load(f)
+    except OSError:
+        return None
+    throughput = (bench.get("throughput") or {}).get("Bytes")
+    return estimates["median"]["point_estimate"], throughput
+
+
+def parse(results_path):
+    meta = {}
+    data = defaultdict(list)
+    with open(results_path) as f:
+        for line in f:
+            parts = line.split()
+            if not parts:
+                continue
+            kind, rest = parts[0], parts[1:]
+            if kind == "meta":
+                meta[rest[0]] = " ".join(rest[1:])
+            else:
+                data[kind].append(rest)
+    return meta, data
+
+
+def load_table(data):
+    runs = defaultdict(list)
+    for rest in data["load"]:
+        round_, target, fields = rest[0], rest[1], dict(kv.split("=") for kv in rest[2:])
+        fields = {k: int(v) for k, v in fields.items()}
+        rps = fields["requests"] / (fields["duration_us"] / 1e6)
+        runs[target].append(
+            {
+                "round": int(round_),
+                "rps": rps,
+                "p50": fields["p50_us"],
+                "p99": fields["p99_us"],
+                "non2xx": fields["non2xx"],
+                "requests": fields["requests"],
+                "socket_errors": fields["socket_errors"],
+            }
+        )
+    medians = {}
+    for target, rows in runs.items():
+        medians[target] = {
+            key: statistics.median(r[key] for r in rows) for key in ("rps", "p50", "p99")
+        }
+        medians[target]["non2xx_share"] = sum(r["non2xx"] for r in rows) / max(
+            1, sum(r["requests"] for r in rows)
+        )
+        medians[target]["socket_errors"] = sum(r["socket_errors"] for r in rows)
+    return runs, medians
+
+
+def stream_table(data):
+    by = defaultdict(list)
+    for target, size, _rep, ttfb, speed, size_down, code in data["stream"]:
+        by[(target, int(size))].append(
+            {"ttfb": float(ttfb), "speed": float(speed), "bytes": int(size_down), "code": code}
+        )
+    out = {}
+    for key, rows in by.items():
+        out[key] = {
+            "ttfb": statistics.median(r["ttfb"] for r in rows),
+            "speed": statistics.median(r["speed"] for r in rows),
+            "bytes": statistics.median(r["bytes"] for r in rows),
+            "n": len(rows),
+            "bad": sum(1 for r in rows if r["code"] != "200"),
+        }
+    return out
+
+
+def main():
+    results_path, commands_path, criterion_root = sys.argv[1:4]
+    meta, data = parse(results_path)
+    with open(commands_path) as f:
+        commands = f.read().strip()
+    w = []
+    p = w.append
+
+    p("# Benchmarks")
+    p("")
+    p(
+        "Issue 5's budgets, measured by `scripts/bench-load` (one run, "
+        f"started {meta.get('started', '?')}). Every figure below comes from that run; "
+        "rerun it to refresh this file. A budget not met is shown as not met."
+    )
+    p("")
+    p("## Machine and versions")
+    p("")
+    p("| | |")
+    p("|---|---|")
+    p(f"| CPU | {meta.get('cpu', '?')}, `nproc` = {meta.get('nproc', '?')} |")
+    p(f"| memory | {meta.get('memory', '?')} |")
+    p(f"| kernel | {meta.get('kernel', '?')} |")
+    p(
+        f"| load average (1, 5, 15 min) | before: {meta.get('load_before', '?')}; "
+        f"after: {meta.get('load_after', '?')} |"
+    )
+    p(f"| Envoy | {meta.get('envoy', '?')} (V8, `--concurrency 1`) |")
+    p(f"| rustc | {meta.get('rustc', '?')} |")
+    p(f"| wrk | {meta.get('wrk', '?')} |")
+    p(f"| curl | {meta.get('curl', '?')} |")
+    p(f"| commit | {meta.get('commit', '?')} |")
+    p("")
+
+    # --- budgets --------------------------------------------------------------------------
+    runs, load = load_table(data)
+    streams = stream_table(data)
+    wasm = {name: int(size) for name, size in data["wasm"]}
+    memory = defaultdict(dict)
+    for label, n, size in data["memory"]:
+        memory[label][int(n)] = int(size)
+    hostcalls = {(m, k): (int(a), int(b)) for m, k, a, b in data["hostcalls"]}
+    stats = defaultdict(int)
+    stat_names = defaultdict(list)
+    for target, name, value in data["envoystat"]:
+        if "too_large" in name:
+            stats[target] += int(value)
+            stat_names[target].append(f"{name}={value}")
+
+    p("## Budgets")
+    p("")
+    p("| budget | measured | |")
+    p("|---|---|---|")
+    if "ours" in load and "empty" in load:
+        ratio = load["ours"]["rps"] / load["empty"]["rps"]
+        p(
+            f"| Envoy requests/s with our filter ≥ 95 % of the empty filter (route mix) | "
+            f"{load['ours']['rps']:.0f} vs {load['empty']['rps']:.0f} req/s = **{ratio:.1%}** | {met(ratio >= 0.95)} |"
+        )
+    if "host" in load and "ours" in load:
+        ratio = load["host"]["rps"] / load["ours"]["rps"]
+        p(
+            f"| `prompter-host proxy` requests/s ≥ 80 % of Envoy with the filter | "
+            f"{load['host']['rps']:.0f} vs {load['ours']['rps']:.0f} req/s = **{ratio:.1%}** | {met(ratio >= 0.80)} |"
+        )
+    for size in (2 * MB, 64 * MB):
+        ours, empty = streams.get(("ours", size)), streams.get(("empty", size))
+        if ours and empty:
+            ratio = ours["speed"] / empty["speed"]
+            p(
+                f"| {size // MB} MB response: throughput ≥ 90 % of the empty filter | "
+                f"{ours['speed'] / 1e6:.0f} vs {empty['speed'] / 1e6:.0f} MB/s = **{ratio:.1%}** | {met(ratio >= 0.90)} |"
+            )
+    for size in (2 * MB, 64 * MB):
+        ours, empty = streams.get(("ours", size)), streams.get(("empty", size))
+        if ours and empty:
+            limit = empty["ttfb"] * 1.10 + 0.0005
+            p(
+                f"| {size // MB} MB response: time to first byte unchanged (≤ empty + 10 % + 0.5 ms) | "
+                f"{ours['ttfb'] * 1e3:.2f} ms vs {empty['ttfb'] * 1e3:.2f} ms | {met(ours['ttfb'] <= limit)} |"
+            )
+    if "ours" in stat_names:
+        p(
+            "| Envoy's buffer limits never hit (`*too_large*` stats after all streaming) | "
+            f"{stats['ours']} ({', '.join(f'`{s}`' for s in stat_names['ours'])}) | {met(stats['ours'] == 0)} |"
+        )
+    for label, total in (("2MB", 1000), ("64MB", 20)):
+        sizes = memory.get(label, {})
+        if 1 in sizes and total in sizes:
+            p(
+                f"| linear memory after {total:,} {label[:-2]} MB responses = after one | "
+                f"{sizes[1]:,} → {sizes[total]:,} bytes | {met(sizes[total] == sizes[1])} |"
+            )
+    scanner_rows = []
+    for kind in ("lorem", "prose"):
+        for size in ("2MB", "64MB"):
+            result = criterion(criterion_root, f"scanner_large/{kind}/{size}")
+            if result:
+                ns, nbytes = result
+                scanner_rows.append((kind, size, nbytes / ns))
+    for kind, size, gbps in scanner_rows:
+        p(
+            f"| scanner ≥ 1 GB/s on large bodies: {size[:-2]} MB, {kind} output, 64 KB chunks | "
+            f"**{gbps:.2f} GB/s** | {met(gbps >= 1.0)} |"
+        )
+    if data["allocations"]:
+        allocations, chunks = data["allocations"][0]
+        p(
+            f"| scanner: zero allocations per chunk (counting allocator) | "
+            f"{allocations} allocations over {int(chunks):,} chunks | {met(int(allocations) == 0)} |"
+        )
+    empty_id = "prompter_empty_filter"
+    for variant, vm in (("envoy_vm", "Envoy's VM configuration"), ("host_vm", "the host's")):
+        for kind in ("plain_get", "probe", "run"):
+            ours = criterion(criterion_root, f"request/prompter_filter-{variant}/{kind}")
+            empty = criterion(criterion_root, f"request/{empty_id}/{kind}")
+            calls = hostcalls.get((f"prompter_filter-{variant}", kind))
+            empty_calls = hostcalls.get((empty_id, kind))
+            if ours and empty and calls and empty_calls:
+                p(
+                    f"| per request in the native host ({vm}), {kind.replace('_', ' ')}: "
+                    "ns for all callbacks (no I/O), host calls | "
+                    f"{ours[0]:,.0f} ns (empty filter {empty[0]:,.0f} ns: the filter's own ≈ "
+                    f"{ours[0] - empty[0]:,.0f} ns); {calls[1]} host calls (empty {empty_calls[1]}; "
+                    f"first request in a VM {calls[0]}) | reported (no numeric budget) |"
+                )
+    if "ours" in wasm:
+        p(
+            f"| `prompter_filter.wasm` ≤ 200 KB (204,800 bytes), release | "
+            f"{wasm['ours']:,} bytes (empty filter {wasm.get('empty', 0):,}) | {met(wasm['ours'] <= 200 * 1024)} |"
+        )
+    p("")
+
+    # --- details --------------------------------------------------------------------------
+    p("## Load: the Prompter route mix")
+    p("")
+    p(
+        "wrk, 1 thread, 16 connections, each target in turn per round (medians over the rounds). "
+        "The mix cycles POST create (a duplicate: 409), GET list, GET one, POST ensure-version, "
+        "POST run, GET /healthz, with small JSON bodies (`scripts/bench/mix.lua`); one request in "
+        "six is the expected 409."
+    )
+    p("")
+    p("| target | requests/s | vs empty filter | vs bare | p50 | p99 | non-2xx share | socket errors |")
+    p("|---|---|---|---|---|---|---|---|")
+    for target in ("bare", "empty", "ours", "host"):
+        if target not in load:
+            continue
+        m = load[target]
+        vs_empty = m["rps"] / load["empty"]["rps"] if "empty" in load else float("nan")
+        vs_bare = m["rps"] / load["bare"]["rps"] if "bare" in load else float("nan")
+        p(
+            f"| {TARGET_NAMES[target]} | {m['rps']:.0f} | {vs_empty:.1%} | {vs_bare:.1%} | "
+            f"{m['p50'] / 1e3:.2f} ms | {m['p99'] / 1e3:.2f} ms | {m['non2xx_share']:.1%} | {m['socket_errors']} |"
+        )
+    p("")
+    p("Every round (requests/s):")
+    p("")
+    rounds = sorted({r["round"] for rows in runs.values() for r in rows})
+    p("| target | " + " | ".join(f"round {n}" for n in rounds) + " |")
+    p("|---|" + "---|" * len(rounds))
+    for target in ("bare", "empty", "ours", "host"):
+        if target in runs:
+            by_round = {r["round"]: r["rps"] for r in runs[target]}
+            p(
+                f"| {TARGET_NAMES[target]} | "
+                + " | ".join(f"{by_round.get(n, float('nan')):.0f}" for n in rounds)
+                + " |"
+            )
+    p("")
+    p("## Streaming: large run responses")
+    p("")
+    p(
+        "POST `/api/prompt-templates/t-1/run?output_bytes=N` (the sample API streams N bytes of "
+        "JSON-escaped lorem output, then the fields the filter reads), curl, one at a time, targets "
+        "alternating; medians of time to first byte and download speed."
+    )
+    p("")
+    p("| response | target | bytes on the wire | runs | time to first byte | throughput | failed |")
+    p("|---|---|---|---|---|---|---|")
+    for size in (2 * MB, 64 * MB):
+        for target in ("bare", "empty", "ours"):
+            s = streams.get((target, size))
+            if s:
+                p(
+                    f"| {size // MB} MB | {TARGET_NAMES[target]} | {s['bytes']:,.0f} | {s['n']} | "
+                    f"{s['ttfb'] * 1e3:.2f} ms | {s['speed'] / 1e6:.0f} MB/s | {s['bad']} |"
+                )
+    p("")
+    if stat_names:
+        p("Envoy's buffer-limit stats after the streaming rounds:")
+        p("")
+        for target in ("bare", "empty", "ours"):
+            if stat_names.get(target):
+                p(f"- {TARGET_NAMES[target]}: " + ", ".join(f"`{s}`" for s in stat_names[target]))
+        p("")
+    p("## Linear memory of the filter (host harness)")
+    p("")
+    p(
+        "Run responses fed in 64 KB chunks through every callback of the filter on wasmtime "
+        "(`host/benches/memory.rs`), the VM's linear memory read after each count."
+    )
+    p("")
+    counts = sorted({n for sizes in memory.values() for n in sizes})
+    p("| response | " + " | ".join(f"after {n:,}" for n in counts) + " |")
+    p("|---|" + "---|" * len(counts))
+    for label in ("2MB", "64MB"):
+        sizes = memory.get(label, {})
+        if sizes:
+            p(
+                f"| {label[:-2]} MB | "
+                + " | ".join(f"{sizes[n]:,}" if n in sizes else "" for n in counts)
+                + " |"
+            )
+    p("")
+    p("## Criterion (medians)")
+    p("")
+    p("| bench | median | throughput |")
+    p("|---|---|---|")
+    ids = [f"scanner_large/{k}/{s}" for k in ("lorem", "prose") for s in ("2MB", "64MB")]
+    ids += [f"scanner_small/{n}" for n in ("run_request", "run_response", "healthz")]
+    ids += [
+        f"routes_find/{n}"
+        for n in ("list", "one", "run", "ensure_version", "healthz", "unmatched")
+    ]
+    ids += [
+        f"request/{m}/{k}"
+        for m in ("prompter_filter-envoy_vm", "prompter_filter-host_vm", "prompter_empty_filter")
+        for k in ("plain_get", "probe", "run")
+    ]
+    for bench_id in ids:
+        result = criterion(criterion_root, bench_id)
+        if not result:
+            continue
+        ns, nbytes = result
+        time = f"{ns / 1e6:.2f} ms" if ns >= 1e6 else f"{ns:,.0f} ns"
+        thrpt = f"{nbytes / ns:.2f} GB/s" if nbytes else ""
+        p(f"| `{bench_id}` | {time} | {thrpt} |")
+    p("")
+    if hostcalls:
+        p("Host calls per request (`FilterInstance::host_calls()` before and after one exchange):")
+        p("")
+        p("| module | request | first in a fresh VM | 100th |")
+        p("|---|---|---|---|")
+        for (module, kind), (first, steady) in sorted(hostcalls.items()):
+            p(f"| {module} | {kind} | {first} | {steady} |")
+        p("")
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            p(f.read().strip())
+        p("")
+    p("## Commands")
+    p("")
+    p("```sh")
+    p(commands)
+    p("```")
+    print("\n".join(w))
+
+
+if __name__ == "__main__":
+    main()
