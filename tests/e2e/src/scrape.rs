@@ -56,20 +56,29 @@ pub fn envoy_until(admin: SocketAddr, timeout: Duration, done: impl Fn(&Series) 
     }
 }
 
-/// Scrapes until our series other than histogram buckets equal `expected`; panics with the
-/// difference otherwise.
+/// Scrapes Envoy until our series other than histogram buckets equal `expected`; panics
+/// with the difference otherwise.
 pub fn envoy_until_equal(admin: SocketAddr, expected: &Series) -> Series {
+    until_equal("Envoy's", expected, || envoy(admin))
+}
+
+/// The same for the host exporter (its `_sum` series left out of the comparison).
+pub fn host_until_equal(metrics: SocketAddr, expected: &Series) -> Series {
+    until_equal("the host's", expected, || host(metrics))
+}
+
+fn until_equal(whose: &str, expected: &Series, scrape: impl Fn() -> Series) -> Series {
     let start = Instant::now();
     loop {
-        let series = envoy(admin);
-        let diff = series.without_buckets().diff(expected);
+        let series = scrape();
+        let diff = without_sums(&series).without_buckets().diff(expected);
         if diff.is_empty() {
             return series;
         }
         if start.elapsed() > Duration::from_secs(10) {
-            panic!("Envoy's series differ from the in-app module's:\n{diff}");
+            panic!("{whose} series differ from the in-app module's:\n{diff}");
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

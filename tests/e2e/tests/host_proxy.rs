@@ -12,24 +12,6 @@ use prompter_filter::catalog::{label, Metric, SUM_SUFFIX};
 
 const NO_POLLING: &str = r#"{"health": {"interval_seconds": 0}}"#;
 
-fn wait_for(metrics: SocketAddr, expected: &scrape::Series) -> scrape::Series {
-    let start = std::time::Instant::now();
-    loop {
-        let series = scrape::host(metrics);
-        let diff = scrape::without_sums(&series)
-            .without_buckets()
-            .diff(expected);
-        if diff.is_empty() {
-            return series;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "host series differ:\n{diff}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn the_same_traffic_gives_the_same_series_through_envoy_and_the_host() {
     let envoy_upstream = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -42,7 +24,7 @@ fn the_same_traffic_gives_the_same_series_through_envoy_and_the_host() {
     assert_eq!(through_envoy, through_host, "the script is deterministic");
 
     let envoy_series = scrape::envoy_until_equal(envoy.admin, &through_envoy);
-    let host_series = wait_for(proxy.metrics, &through_host);
+    let host_series = scrape::host_until_equal(proxy.metrics, &through_host);
     // Same series, same values (counters, gauge, `_count`); and the same bucket series.
     assert_eq!(
         scrape::without_sums(&host_series).without_buckets(),
@@ -63,7 +45,7 @@ fn the_host_reports_full_histograms_with_sums_in_seconds() {
     let upstream = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
     let proxy = host::start(host::options(upstream.addr, NO_POLLING));
     let expected = scenario::drive(proxy.listen, upstream.api()).series();
-    let series = wait_for(proxy.metrics, &expected);
+    let series = scrape::host_until_equal(proxy.metrics, &expected);
     assert_histograms_consistent(&series);
     // Every histogram series has its `_sum`, in seconds: the 300 ms probe is the only openai one.
     for metric in [Metric::RequestSeconds, Metric::EnsureVersionSeconds] {
@@ -109,7 +91,7 @@ fn an_unreachable_upstream_is_a_503_that_the_filter_counts() {
     want.request("POST", ENSURE, 503);
     want.probe("openai", "gpt-4o", true);
     want.set(Metric::RedisUp, 0.0);
-    wait_for(proxy.metrics, &want.series());
+    scrape::host_until_equal(proxy.metrics, &want.series());
 }
 
 #[test]
@@ -122,7 +104,7 @@ fn a_hung_upstream_times_out_with_a_504_that_the_filter_counts() {
     assert_eq!(get(proxy.listen, CREATE).status, 504);
     let mut want = Expected::new("prompter-api", "dev");
     want.request("GET", CREATE, 504);
-    wait_for(proxy.metrics, &want.series());
+    scrape::host_until_equal(proxy.metrics, &want.series());
 }
 
 fn failures(metrics: SocketAddr) -> f64 {

@@ -78,24 +78,6 @@ fn drive_streams(at: SocketAddr) -> Expected {
     want
 }
 
-fn host_until_equal(metrics: SocketAddr, expected: &scrape::Series) -> scrape::Series {
-    let start = Instant::now();
-    loop {
-        let series = scrape::host(metrics);
-        let diff = scrape::without_sums(&series)
-            .without_buckets()
-            .diff(expected);
-        if diff.is_empty() {
-            return series;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "host series differ:\n{diff}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn streamed_runs_give_the_series_of_json_runs_through_envoy_and_the_host() {
     let envoy_upstream = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -108,7 +90,7 @@ fn streamed_runs_give_the_series_of_json_runs_through_envoy_and_the_host() {
     assert_eq!(through_envoy, through_host, "the script is deterministic");
 
     assert_histograms_consistent(&scrape::envoy_until_equal(envoy.admin, &through_envoy));
-    assert_histograms_consistent(&host_until_equal(proxy.metrics, &through_host));
+    assert_histograms_consistent(&scrape::host_until_equal(proxy.metrics, &through_host));
 }
 
 /// A streamed response as the client saw it arrive.
@@ -263,5 +245,5 @@ fn each_event_reaches_the_client_when_the_api_sends_it_through_envoy_and_the_hos
     want.count(Metric::FingerprintPresent, &[]);
     let expected = want.series();
     scrape::envoy_until_equal(envoy.admin, &expected);
-    host_until_equal(proxy.metrics, &expected);
+    scrape::host_until_equal(proxy.metrics, &expected);
 }
