@@ -297,23 +297,98 @@ impl FilterInstance {
         }
     }
 
+    /// Calls a `(context, count or size, end_of_stream) -> action` stream callback.
+    fn stream_callback(
+        &mut self,
+        id: StreamId,
+        callback: &'static str,
+        f: Option<TypedFunc<(i32, i32, i32), i32>>,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Result<Action> {
+        let Some(f) = f else {
+            return Ok(Action::Continue);
+        };
+        self.enter(id.0);
+        let answer = self.call(
+            callback,
+            &f,
+            (id.0 as i32, size as i32, end_of_stream as i32),
+        )?;
+        Ok(Self::action(answer))
+    }
+
+    /// Calls a `(context, count) -> action` trailers callback.
+    fn trailers_callback(
+        &mut self,
+        id: StreamId,
+        callback: &'static str,
+        f: Option<TypedFunc<(i32, i32), i32>>,
+        count: usize,
+    ) -> Result<Action> {
+        let Some(f) = f else {
+            return Ok(Action::Continue);
+        };
+        self.enter(id.0);
+        Ok(Self::action(self.call(
+            callback,
+            &f,
+            (id.0 as i32, count as i32),
+        )?))
+    }
+
+    /// A body chunk for the filter: appended to what it held back if its last body callback
+    /// paused (as Envoy buffers), else replacing the previous chunk.
+    fn body(
+        &mut self,
+        id: StreamId,
+        response: bool,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action> {
+        let stream = self.stream_state(id)?;
+        let (body, buffering) = if response {
+            (&mut stream.response_body, stream.buffering_response)
+        } else {
+            (&mut stream.request_body, stream.buffering_request)
+        };
+        if !buffering {
+            body.clear();
+        }
+        body.extend_from_slice(chunk);
+        let size = body.len();
+        let (callback, f) = if response {
+            (
+                "proxy_on_response_body",
+                self.exports.on_response_body.clone(),
+            )
+        } else {
+            (
+                "proxy_on_request_body",
+                self.exports.on_request_body.clone(),
+            )
+        };
+        let action = self.stream_callback(id, callback, f, size, end_of_stream)?;
+        let stream = self.stream_state(id)?;
+        let buffering = if response {
+            &mut stream.buffering_response
+        } else {
+            &mut stream.buffering_request
+        };
+        *buffering = action == Action::Pause;
+        Ok(action)
+    }
+
     pub fn on_request_headers(
         &mut self,
         id: StreamId,
         headers: HeaderMap,
         end_of_stream: bool,
     ) -> Result<Action> {
-        let count = headers.len() as i32;
+        let count = headers.len();
         self.stream_state(id)?.request_headers = headers;
-        let Some(f) = self.exports.on_request_headers.clone() else {
-            return Ok(Action::Continue);
-        };
-        self.enter(id.0);
-        Ok(Self::action(self.call(
-            "proxy_on_request_headers",
-            &f,
-            (id.0 as i32, count, end_of_stream as i32),
-        )?))
+        let f = self.exports.on_request_headers.clone();
+        self.stream_callback(id, "proxy_on_request_headers", f, count, end_of_stream)
     }
 
     /// Hands a body chunk to the filter; afterwards `request_body` holds what to forward.
@@ -323,37 +398,14 @@ impl FilterInstance {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<Action> {
-        let stream = self.stream_state(id)?;
-        if !stream.buffering_request {
-            stream.request_body.clear();
-        }
-        stream.request_body.extend_from_slice(chunk);
-        let size = stream.request_body.len() as i32;
-        let Some(f) = self.exports.on_request_body.clone() else {
-            return Ok(Action::Continue);
-        };
-        self.enter(id.0);
-        let action = Self::action(self.call(
-            "proxy_on_request_body",
-            &f,
-            (id.0 as i32, size, end_of_stream as i32),
-        )?);
-        self.stream_state(id)?.buffering_request = action == Action::Pause;
-        Ok(action)
+        self.body(id, false, chunk, end_of_stream)
     }
 
     pub fn on_request_trailers(&mut self, id: StreamId, trailers: HeaderMap) -> Result<Action> {
-        let count = trailers.len() as i32;
+        let count = trailers.len();
         self.stream_state(id)?.request_trailers = trailers;
-        let Some(f) = self.exports.on_request_trailers.clone() else {
-            return Ok(Action::Continue);
-        };
-        self.enter(id.0);
-        Ok(Self::action(self.call(
-            "proxy_on_request_trailers",
-            &f,
-            (id.0 as i32, count),
-        )?))
+        let f = self.exports.on_request_trailers.clone();
+        self.trailers_callback(id, "proxy_on_request_trailers", f, count)
     }
 
     /// Response headers; `:status` also becomes the `response.code` property, as in Envoy.
@@ -363,7 +415,7 @@ impl FilterInstance {
         headers: HeaderMap,
         end_of_stream: bool,
     ) -> Result<Action> {
-        let count = headers.len() as i32;
+        let count = headers.len();
         let code = headers
             .iter()
             .find(|(k, _)| k == b":status")
@@ -375,54 +427,25 @@ impl FilterInstance {
                 .insert("response.code".into(), code.to_le_bytes().to_vec());
         }
         stream.response_headers = headers;
-        let Some(f) = self.exports.on_response_headers.clone() else {
-            return Ok(Action::Continue);
-        };
-        self.enter(id.0);
-        Ok(Self::action(self.call(
-            "proxy_on_response_headers",
-            &f,
-            (id.0 as i32, count, end_of_stream as i32),
-        )?))
+        let f = self.exports.on_response_headers.clone();
+        self.stream_callback(id, "proxy_on_response_headers", f, count, end_of_stream)
     }
 
+    /// Hands a body chunk to the filter; afterwards `response_body` holds what to forward.
     pub fn on_response_body(
         &mut self,
         id: StreamId,
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<Action> {
-        let stream = self.stream_state(id)?;
-        if !stream.buffering_response {
-            stream.response_body.clear();
-        }
-        stream.response_body.extend_from_slice(chunk);
-        let size = stream.response_body.len() as i32;
-        let Some(f) = self.exports.on_response_body.clone() else {
-            return Ok(Action::Continue);
-        };
-        self.enter(id.0);
-        let action = Self::action(self.call(
-            "proxy_on_response_body",
-            &f,
-            (id.0 as i32, size, end_of_stream as i32),
-        )?);
-        self.stream_state(id)?.buffering_response = action == Action::Pause;
-        Ok(action)
+        self.body(id, true, chunk, end_of_stream)
     }
 
     pub fn on_response_trailers(&mut self, id: StreamId, trailers: HeaderMap) -> Result<Action> {
-        let count = trailers.len() as i32;
+        let count = trailers.len();
         self.stream_state(id)?.response_trailers = trailers;
-        let Some(f) = self.exports.on_response_trailers.clone() else {
-            return Ok(Action::Continue);
-        };
-        self.enter(id.0);
-        Ok(Self::action(self.call(
-            "proxy_on_response_trailers",
-            &f,
-            (id.0 as i32, count),
-        )?))
+        let f = self.exports.on_response_trailers.clone();
+        self.trailers_callback(id, "proxy_on_response_trailers", f, count)
     }
 
     /// The stream ended (completed, reset or answered locally): log, done, delete.
