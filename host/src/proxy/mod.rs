@@ -156,7 +156,8 @@ async fn accept_loop(listener: TcpListener, forwarder: Arc<Forwarder>) {
 
 /// Performs the filter's http calls against the upstream (the only cluster the proxy knows).
 fn call_performer(upstream: Uri) -> CallPerformer {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(forward::connector());
+    let client: Client<_, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(forward::connector());
     Arc::new(move |call: HttpCallRequest| {
         let client = client.clone();
         let upstream = upstream.clone();
