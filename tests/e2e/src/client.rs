@@ -70,8 +70,12 @@ fn try_send(
     match (body, framing) {
         (Some(body), Framing::Whole) => {
             head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            stream.write_all(head.as_bytes())?;
-            stream.write_all(body)?;
+            // One write, as clients send a small request: the proxy reads the body with the
+            // headers. Written apart, the body of a request to a dead upstream could arrive
+            // after Envoy's own 503, unread, and a probe's labels would be `unknown`.
+            let mut request = head.into_bytes();
+            request.extend_from_slice(body);
+            stream.write_all(&request)?;
         }
         (Some(body), Framing::Chunks(n)) => {
             head.push_str("Transfer-Encoding: chunked\r\n\r\n");
