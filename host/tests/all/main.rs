@@ -1,6 +1,7 @@
 //! The host's integration tests, one binary (`mod` per area), on the real filter module.
 
 mod abi;
+mod cardinality;
 mod filter;
 mod openapi;
 mod replay;
