@@ -5,11 +5,13 @@
 pub mod client;
 pub mod dashboard;
 pub mod envoy;
+pub mod faulty_upstream;
 pub mod host;
 pub mod istio;
 pub mod oci;
 pub mod prometheus;
 pub mod promql;
+pub mod proxies;
 pub mod scenario;
 pub mod scrape;
 
