@@ -5,6 +5,7 @@
 pub mod client;
 pub mod dashboard;
 pub mod envoy;
+pub mod exposition;
 pub mod faulty_upstream;
 pub mod host;
 pub mod istio;
@@ -12,6 +13,7 @@ pub mod oci;
 pub mod prometheus;
 pub mod promql;
 pub mod proxies;
+pub mod raw_http;
 pub mod scenario;
 pub mod scrape;
 
