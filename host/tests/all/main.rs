@@ -4,5 +4,6 @@ mod abi;
 mod cardinality;
 mod filter;
 mod openapi;
+mod properties;
 mod replay;
 mod sse;
