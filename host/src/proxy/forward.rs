@@ -109,23 +109,25 @@ impl Forwarder {
             Ok(r) => r,
             Err(reason) => return self.local_reply(&stream, envoy_reply(400, &reason)),
         };
-        let response = match tokio::time::timeout(
-            self.timeout,
-            self.client.request(upstream_request),
-        )
-        .await
-        {
-            Ok(Ok(response)) => response,
-            Ok(Err(_)) => {
-                let _ = tokio::time::timeout(BODY_GRACE, pump).await;
-                let reply = envoy_reply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure");
-                return self.local_reply(&stream, reply);
-            }
-            Err(_) => {
-                let _ = tokio::time::timeout(BODY_GRACE, pump).await;
-                return self.local_reply(&stream, envoy_reply(504, "upstream request timeout"));
-            }
-        };
+        let response =
+            match tokio::time::timeout(self.timeout, self.client.request(upstream_request)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) => {
+                    let client_gone =
+                        matches!(tokio::time::timeout(BODY_GRACE, pump).await, Ok(Ok(true)));
+                    if client_gone {
+                        // The client went away mid-request: nobody to answer, and Envoy ends
+                        // such an exchange without a status (`status="0"`), not with a 503.
+                        stream.finish();
+                        return Response::new(full(Bytes::new()));
+                    }
+                    return self.local_reply(&stream, upstream_failure(&error));
+                }
+                Err(_) => {
+                    let _ = tokio::time::timeout(BODY_GRACE, pump).await;
+                    return self.local_reply(&stream, envoy_reply(504, "upstream request timeout"));
+                }
+            };
         let (parts, body) = response.into_parts();
         let (headers, _) = stream.headers(true, response_map(&parts), body.is_end_stream());
         if let Some(local) = stream.take_local_response() {
@@ -205,15 +207,29 @@ fn envoy_reply(status: u16, reason: &str) -> LocalResponse {
     }
 }
 
+/// Envoy's reply when the upstream exchange fails before response headers: 502 when the
+/// upstream answered something that is not HTTP (a protocol error), else 503.
+fn upstream_failure(error: &hyper_util::client::legacy::Error) -> LocalResponse {
+    let protocol_error = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<hyper::Error>())
+        .is_some_and(hyper::Error::is_parse);
+    if protocol_error {
+        envoy_reply(502, "upstream connect error or disconnect/reset before headers. reset reason: protocol error")
+    } else {
+        envoy_reply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure")
+    }
+}
+
 /// How long a failed exchange waits for the rest of the request body to pass the filter.
 const BODY_GRACE: Duration = Duration::from_secs(1);
 
 /// Reads the downstream body through the filter and hands what it lets through to the
 /// upstream; once the upstream is gone it keeps reading, so the filter still sees it all.
+/// True when the client went away before the end of its body.
 async fn pump(
     mut body: Filtered<Incoming>,
     frames: tokio::sync::mpsc::Sender<Result<hyper::body::Frame<Bytes>, hyper::Error>>,
-) {
+) -> bool {
     let mut upstream_open = true;
     while let Some(frame) = body.frame().await {
         let failed = frame.is_err();
@@ -221,9 +237,10 @@ async fn pump(
             upstream_open = false;
         }
         if failed {
-            break;
+            return true;
         }
     }
+    false
 }
 
 fn request_map(parts: &hyper::http::request::Parts) -> HeaderMap {
