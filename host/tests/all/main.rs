@@ -2,6 +2,7 @@
 
 mod abi;
 mod cardinality;
+mod exposure;
 mod filter;
 mod openapi;
 mod properties;
