@@ -1,0 +1,95 @@
+//! What the fuzz targets share: cutting a body into chunks where the fuzzer says, and
+//! reading a stat name back the way Envoy's `stats_tags` do.
+
+use std::sync::OnceLock;
+
+use prompter_filter::stat_name;
+use regex::Regex;
+
+/// Reads a fuzz input laid out as one header byte and then a body (so that a seed is a body
+/// behind any byte): returns the body and the body cut into chunks where the header says.
+/// The header seeds a xorshift that picks up to 7 cut points.
+pub fn split_input(data: &[u8]) -> (&[u8], Vec<&[u8]>) {
+    let Some((&header, body)) = data.split_first() else {
+        return (data, vec![data]);
+    };
+    let mut state = u64::from(header).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let cuts: Vec<u16> = (0..header % 8)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u16
+        })
+        .collect();
+    (body, chunks(body, &cuts))
+}
+
+/// Cuts `body` at the offsets in `cuts` (each taken modulo `body.len() + 1`, so any number is
+/// a valid cut), giving the chunks a proxy could deliver the body in.
+pub fn chunks<'a>(body: &'a [u8], cuts: &[u16]) -> Vec<&'a [u8]> {
+    let mut at: Vec<usize> = cuts
+        .iter()
+        .map(|c| usize::from(*c) % (body.len() + 1))
+        .collect();
+    at.sort_unstable();
+    let mut out = Vec::with_capacity(at.len() + 1);
+    let mut prev = 0;
+    for cut in at.into_iter().chain([body.len()]) {
+        out.push(&body[prev..cut]);
+        prev = cut;
+    }
+    out
+}
+
+/// The `stats_tags` regexes of the catalog, compiled once.
+fn tag_regexes() -> &'static [(&'static str, Regex)] {
+    static REGEXES: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
+    REGEXES.get_or_init(|| {
+        stat_name::envoy_stats_tags()
+            .into_iter()
+            .map(|(key, pattern)| (key, Regex::new(&pattern).expect("catalog tag regex")))
+            .collect()
+    })
+}
+
+/// Envoy's tag extraction: every tag regex runs on the full name, its group 2 is the tag
+/// value and its group 1 is cut out of the name. Returns the name left and the tags found
+/// (in catalog order).
+pub fn envoy_extract(name: &str) -> (String, Vec<(String, String)>) {
+    let mut cut = vec![false; name.len()];
+    let mut tags = Vec::new();
+    for (key, re) in tag_regexes() {
+        if let Some(c) = re.captures(name) {
+            let whole = c.get(1).expect("group 1");
+            cut[whole.start()..whole.end()].fill(true);
+            tags.push((key.to_string(), c[2].to_string()));
+        }
+    }
+    let rest = name
+        .char_indices()
+        .filter(|(i, _)| !cut[*i])
+        .map(|(_, c)| c)
+        .collect();
+    (rest, tags)
+}
+
+/// Checks that `name`, read back by Envoy (behind a scope prefix too) and by
+/// [`stat_name::decode`], gives exactly `labels` and the series name `series`.
+pub fn assert_round_trip(name: &str, series: &str, labels: &[(&str, &str)]) {
+    let mut want: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    want.sort();
+    for prefix in ["", "wasmcustom."] {
+        let scoped = format!("{prefix}{name}");
+        let (rest, mut tags) = envoy_extract(&scoped);
+        tags.sort();
+        assert_eq!(rest, format!("{prefix}{series}"), "name left of {scoped:?}");
+        assert_eq!(tags, want, "tags of {scoped:?}");
+    }
+    let decoded = stat_name::decode(name).expect("our own encoding decodes");
+    assert_eq!(decoded.series, series, "{name:?}");
+    assert_eq!(decoded.labels, labels, "{name:?}");
+}
