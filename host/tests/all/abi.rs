@@ -5,6 +5,7 @@
 
 mod bounds;
 mod envoy_format;
+mod hostile_arguments;
 mod modules;
 mod runaway;
 mod statuses;
