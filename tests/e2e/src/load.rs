@@ -185,3 +185,55 @@ fn read_response(reader: &mut BufReader<TcpStream>, body: &mut Vec<u8>) -> io::R
     }
     Ok((status, keep_alive))
 }
+
+/// Sends each of `requests` exactly once, spread over `connections` keep-alive connections
+/// (each takes every `connections`-th request, in order).
+pub fn run_each(addr: SocketAddr, connections: usize, requests: &[Vec<u8>]) -> LoadReport {
+    let requests = Arc::new(requests.to_vec());
+    let start = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|first| {
+            let requests = Arc::clone(&requests);
+            std::thread::spawn(move || {
+                let mut report = LoadReport::default();
+                let mut body = Vec::new();
+                let mut stream = None;
+                for request in requests.iter().skip(first).step_by(connections) {
+                    let reader = match &mut stream {
+                        Some(reader) => reader,
+                        None => stream.insert(connect(addr).expect("connect")),
+                    };
+                    let exchanged = reader
+                        .get_mut()
+                        .write_all(request)
+                        .and_then(|_| read_response(reader, &mut body));
+                    match exchanged {
+                        Ok((status, keep_alive)) => {
+                            report.completed += 1;
+                            *report.statuses.entry(status).or_default() += 1;
+                            if !keep_alive {
+                                stream = None;
+                            }
+                        }
+                        Err(_) => {
+                            report.errors += 1;
+                            stream = None;
+                        }
+                    }
+                }
+                report
+            })
+        })
+        .collect();
+    let mut report = LoadReport::default();
+    for thread in threads {
+        let one = thread.join().expect("a load thread panicked");
+        report.completed += one.completed;
+        report.errors += one.errors;
+        for (status, n) in one.statuses {
+            *report.statuses.entry(status).or_default() += n;
+        }
+    }
+    report.elapsed = start.elapsed();
+    report
+}
