@@ -5,6 +5,7 @@
 
 mod bounds;
 mod envoy_format;
+mod every_callback_traps;
 mod hostile_arguments;
 mod modules;
 mod runaway;
