@@ -4,8 +4,10 @@
 //! then checks the host's answer and that the real filter still works in the same process.
 
 mod bounds;
+mod endless_allocation;
 mod envoy_format;
 mod every_callback_traps;
+mod exports_nothing;
 mod hostile_arguments;
 mod modules;
 mod runaway;
