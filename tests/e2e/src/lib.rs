@@ -3,6 +3,7 @@
 //! the dashboard tests, real Prometheus, a PromQL reader and the files `dashboards/` ships.
 
 pub mod client;
+pub mod counting_trap;
 pub mod dashboard;
 pub mod envoy;
 pub mod exposition;

@@ -38,10 +38,12 @@ impl Proxy {
         upstream_timeout: Duration,
     ) -> Proxy {
         match kind {
-            Kind::Envoy => Proxy::Envoy(envoy_with_route_timeout(
-                EnvoyOptions::new(upstream, plugin_config),
-                upstream_timeout,
-            )),
+            Kind::Envoy => {
+                let mut options = EnvoyOptions::new(upstream, plugin_config);
+                // One worker (one VM to compile) is enough for a fault.
+                options.concurrency = 1;
+                Proxy::Envoy(envoy_with_route_timeout(options, upstream_timeout))
+            }
             Kind::Host => {
                 let mut options = host::options(upstream, plugin_config);
                 options.upstream_timeout = upstream_timeout;

@@ -12,12 +12,12 @@ use prompter_e2e::faulty_upstream::{Fault, FaultyUpstream};
 use prompter_e2e::proxies::{Kind, Proxy, BOTH};
 use prompter_e2e::scenario::{assert_histograms_consistent, Expected, CREATE, ENSURE, ONE};
 use prompter_e2e::scrape::Series;
+use prompter_e2e::{client, counting_trap, host, scrape};
 use prompter_filter::catalog::{label, Metric};
 
 /// No health poll, no OpenAPI fetch: only the traffic a test sends reaches the upstream.
 const QUIET: &str = r#"{"health": {"interval_seconds": 0}, "openapi": {"enabled": false}}"#;
 const PATIENT: Duration = Duration::from_secs(30);
-const ENSURE_PATH: &str = "/api/prompt-templates/t-1/ensure-version";
 const PROBE_BODY: &str = r#"{"provider":"openai","model_id":"gpt-4o"}"#;
 
 fn expected() -> Expected {
@@ -162,146 +162,145 @@ fn a_refused_upstream_is_a_counted_503_and_served_again_once_it_listens() {
     assert_same_everywhere(&runs);
 }
 
+/// The upstream timeout for the sequence below: what a hung upstream costs.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// Where each step checks that the proxy still serves (route `ONE`).
+const NEXT: &str = "/api/prompt-templates/next";
+
+/// Upstream and client faults one after the other through the same proxy (one proxy pair
+/// for all: the host compiles the module at start, seconds in a debug build), each on a
+/// path of its own, the scrape checked after each.
 #[test]
-fn an_upstream_reset_mid_body_cuts_the_client_short_and_counts_the_status_it_sent() {
+fn upstream_and_client_faults_are_answered_and_counted_as_envoy_does() {
     let runs = through_both(|kind| {
         let upstream = FaultyUpstream::start();
-        upstream.set(
-            ENSURE_PATH,
-            Fault::ResetMidBody {
-                declared: 4096,
-                sent: 100,
-            },
-        );
-        let proxy = Proxy::start(kind, upstream.addr, QUIET, PATIENT);
-        let cut = exchange(proxy.listener(), &request("POST", ENSURE_PATH, PROBE_BODY));
-        assert_eq!(cut.status, Some(200), "{kind:?}: the headers got through");
-        assert!(
-            !cut.complete && cut.body.len() < 4096,
-            "{kind:?}: the body is cut short: {} bytes",
-            cut.body.len()
-        );
-        assert_serves_next(&proxy, CREATE);
-
+        let proxy = Proxy::start(kind, upstream.addr, QUIET, UPSTREAM_TIMEOUT);
         let mut want = expected();
-        want.request("POST", ENSURE, 200);
-        want.probe("openai", "gpt-4o", false);
-        want.request("GET", CREATE, 200);
-        proxy.until_equal(&want.series())
-    });
-    assert_same_everywhere(&runs);
-}
-
-#[test]
-fn an_upstream_hung_past_the_timeout_is_a_counted_504_and_a_failed_probe() {
-    let runs = through_both(|kind| {
-        let upstream = FaultyUpstream::start();
-        upstream.set(ENSURE_PATH, Fault::Hang);
-        let proxy = Proxy::start(kind, upstream.addr, QUIET, Duration::from_millis(500));
-        let started = Instant::now();
-        let timed_out = exchange(proxy.listener(), &request("POST", ENSURE_PATH, PROBE_BODY));
-        assert_eq!(timed_out.status, Some(504), "{kind:?}: {timed_out:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{kind:?}: the timeout, not the upstream, ended it"
-        );
-        assert_serves_next(&proxy, CREATE);
-
-        let mut want = expected();
-        want.request("POST", ENSURE, 504);
-        want.probe("openai", "gpt-4o", true);
-        want.request("GET", CREATE, 200);
-        proxy.until_equal(&want.series())
-    });
-    assert_same_everywhere(&runs);
-}
-
-#[test]
-fn an_upstream_answering_garbage_is_a_counted_error_reply() {
-    let runs = through_both(|kind| {
-        let upstream = FaultyUpstream::start();
-        upstream.set(CREATE, Fault::Garbage);
-        let proxy = Proxy::start(kind, upstream.addr, QUIET, PATIENT);
-        let garbage = exchange(proxy.listener(), &get_request(CREATE));
-        // Envoy: "upstream connect error or disconnect/reset before headers. reset reason:
-        // protocol error"; the host answers as Envoy does.
-        assert_eq!(garbage.status, Some(502), "{kind:?}: {garbage:?}");
-        assert_serves_next(&proxy, "/api/prompt-templates/t-1");
-
-        let mut want = expected();
-        want.request("GET", CREATE, 502);
-        want.request("GET", ONE, 200);
-        proxy.until_equal(&want.series())
-    });
-    assert_same_everywhere(&runs);
-}
-
-#[test]
-fn a_client_gone_mid_request_body_is_counted_without_a_status() {
-    let runs = through_both(|kind| {
-        let upstream = FaultyUpstream::start();
-        let proxy = Proxy::start(kind, upstream.addr, QUIET, PATIENT);
-        // Headers promise more body than the client sends before it goes away; the
-        // upstream waits for the rest.
-        let mut stream = TcpStream::connect(proxy.listener()).unwrap();
-        let head = format!(
-            "POST {ENSURE_PATH} HTTP/1.1\r\nHost: prompter-api\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            PROBE_BODY.len() + 1000
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(PROBE_BODY.as_bytes()).unwrap();
-        wait_for("the request reaches the upstream", || {
-            upstream.hits(ENSURE_PATH) == 1
-        });
-        std::thread::sleep(Duration::from_millis(200));
-        drop(stream);
-
-        assert_serves_next(&proxy, CREATE);
-        // Envoy ends the exchange without a status: `status="0"`, and the probe, never
-        // answered, is an attempt and a failure with the labels from the body it did get.
-        let mut want = expected();
-        want.request("POST", ENSURE, 0);
-        want.probe("openai", "gpt-4o", true);
-        want.request("GET", CREATE, 200);
-        proxy.until_equal(&want.series())
-    });
-    assert_same_everywhere(&runs);
-}
-
-#[test]
-fn a_client_gone_mid_response_body_is_counted_with_the_status_it_got() {
-    let runs = through_both(|kind| {
-        let upstream = FaultyUpstream::start();
-        upstream.set(
-            CREATE,
-            Fault::StallMidBody {
-                declared: 1 << 20,
-                sent: 1000,
-            },
-        );
-        let proxy = Proxy::start(kind, upstream.addr, QUIET, PATIENT);
-        let mut stream = TcpStream::connect(proxy.listener()).unwrap();
-        stream.set_read_timeout(Some(PATIENT)).unwrap();
-        stream.write_all(&get_request(CREATE)).unwrap();
-        // Read the headers and the first body bytes, then go away.
-        let mut raw = Vec::new();
-        let mut buf = [0; 4096];
-        while !raw.windows(4).any(|w| w == b"\r\n\r\n") || raw.len() < 200 {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0, "{kind:?}: the proxy closed first");
-            raw.extend_from_slice(&buf[..n]);
+        let steps: [(&str, Step); 5] = [
+            ("upstream reset mid-body", upstream_resets_mid_body),
+            ("upstream hung past the timeout", upstream_hangs),
+            ("upstream answers garbage", upstream_answers_garbage),
+            ("client gone mid-request body", client_gone_mid_request_body),
+            (
+                "client gone mid-response body",
+                client_gone_mid_response_body,
+            ),
+        ];
+        for (what, step) in steps {
+            step(&proxy, &upstream, &mut want);
+            assert_serves_next(&proxy, NEXT);
+            want.request("GET", ONE, 200);
+            // Captured, shown if the scrape below fails: which fault it was.
+            eprintln!("{kind:?}: series after {what}");
+            proxy.until_equal(&want.series());
         }
-        assert_eq!(parse_outcome(&raw).status, Some(200), "{kind:?}");
-        drop(stream);
-
-        assert_serves_next(&proxy, "/api/prompt-templates/t-1");
-        // The status was sent before the client went away: it is the one counted.
-        let mut want = expected();
-        want.request("GET", CREATE, 200);
-        want.request("GET", ONE, 200);
-        proxy.until_equal(&want.series())
+        let series = proxy.until_equal(&want.series());
+        assert_histograms_consistent(&series);
+        series
     });
     assert_same_everywhere(&runs);
+}
+
+type Step = fn(&Proxy, &FaultyUpstream, &mut Expected);
+
+/// Headers and 100 of 4096 body bytes, then a TCP reset: the client gets the status and a
+/// short body; the status the upstream sent is counted, and the probe as answered.
+fn upstream_resets_mid_body(proxy: &Proxy, upstream: &FaultyUpstream, want: &mut Expected) {
+    const PATH: &str = "/api/prompt-templates/reset/ensure-version";
+    upstream.set(
+        PATH,
+        Fault::ResetMidBody {
+            declared: 4096,
+            sent: 100,
+        },
+    );
+    let cut = exchange(proxy.listener(), &request("POST", PATH, PROBE_BODY));
+    let kind = proxy.kind();
+    assert_eq!(cut.status, Some(200), "{kind:?}: the headers got through");
+    assert!(
+        !cut.complete && cut.body.len() < 4096,
+        "{kind:?}: the body is cut short: {} bytes",
+        cut.body.len()
+    );
+    want.request("POST", ENSURE, 200);
+    want.probe("openai", "gpt-4o", false);
+}
+
+/// No answer within the upstream timeout: the proxy's own 504, counted, and the probe a
+/// failure.
+fn upstream_hangs(proxy: &Proxy, upstream: &FaultyUpstream, want: &mut Expected) {
+    const PATH: &str = "/api/prompt-templates/hang/ensure-version";
+    upstream.set(PATH, Fault::Hang);
+    let started = Instant::now();
+    let timed_out = exchange(proxy.listener(), &request("POST", PATH, PROBE_BODY));
+    let kind = proxy.kind();
+    assert_eq!(timed_out.status, Some(504), "{kind:?}: {timed_out:?}");
+    assert!(
+        started.elapsed() >= UPSTREAM_TIMEOUT && started.elapsed() < PATIENT / 2,
+        "{kind:?}: the timeout, not the upstream, ended it after {:?}",
+        started.elapsed()
+    );
+    upstream.release_held();
+    want.request("POST", ENSURE, 504);
+    want.probe("openai", "gpt-4o", true);
+}
+
+/// Bytes that are not HTTP: Envoy answers 502 ("upstream connect error or disconnect/reset
+/// before headers. reset reason: protocol error"), and the host as Envoy does.
+fn upstream_answers_garbage(proxy: &Proxy, upstream: &FaultyUpstream, want: &mut Expected) {
+    upstream.set(CREATE, Fault::Garbage);
+    let garbage = exchange(proxy.listener(), &get_request(CREATE));
+    assert_eq!(garbage.status, Some(502), "{:?}: {garbage:?}", proxy.kind());
+    want.request("GET", CREATE, 502);
+}
+
+/// Headers promise 1000 more body bytes than the client sends before it goes away (the
+/// upstream waits for them). Envoy ends the exchange without a status: `status="0"`, and
+/// the probe, never answered, is an attempt and a failure, labelled from the body it got.
+fn client_gone_mid_request_body(proxy: &Proxy, upstream: &FaultyUpstream, want: &mut Expected) {
+    const PATH: &str = "/api/prompt-templates/gone/ensure-version";
+    let mut stream = TcpStream::connect(proxy.listener()).unwrap();
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: prompter-api\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        PROBE_BODY.len() + 1000
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(PROBE_BODY.as_bytes()).unwrap();
+    wait_for("the request reaches the upstream", || {
+        upstream.hits(PATH) == 1
+    });
+    // Let the body sent so far pass the filter.
+    std::thread::sleep(Duration::from_millis(200));
+    drop(stream);
+    want.request("POST", ENSURE, 0);
+    want.probe("openai", "gpt-4o", true);
+}
+
+/// The upstream sends headers and the first 1000 of 1 MiB, then stalls; the client reads
+/// the headers and some body and goes away. The status it got is the one counted.
+fn client_gone_mid_response_body(proxy: &Proxy, upstream: &FaultyUpstream, want: &mut Expected) {
+    const PATH: &str = "/api/prompt-templates/stall";
+    upstream.set(
+        PATH,
+        Fault::StallMidBody {
+            declared: 1 << 20,
+            sent: 1000,
+        },
+    );
+    let kind = proxy.kind();
+    let mut stream = TcpStream::connect(proxy.listener()).unwrap();
+    stream.set_read_timeout(Some(PATIENT)).unwrap();
+    stream.write_all(&get_request(PATH)).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0; 4096];
+    while !raw.windows(4).any(|w| w == b"\r\n\r\n") || raw.len() < 200 {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "{kind:?}: the proxy closed first");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(parse_outcome(&raw).status, Some(200), "{kind:?}");
+    drop(stream);
+    want.request("GET", ONE, 200);
 }
 
 fn redis_up(series: &Series) -> Option<f64> {
@@ -359,4 +358,52 @@ fn a_health_endpoint_that_hangs_or_answers_nonsense_reads_as_redis_down_and_traf
         proxy.until_equal(&want.series())
     });
     assert_same_everywhere(&runs);
+}
+
+fn host_failures(metrics: SocketAddr) -> f64 {
+    let text = client::get(metrics, prompter_host::exporter::METRICS_PATH).text();
+    let name = format!("{}_total", prompter_host::exporter::FILTER_FAILURES);
+    prompter_host::testing::series::parse(&text)
+        .get(&name, &[])
+        .unwrap_or(0.0)
+}
+
+/// Each instance traps on its second request and is replaced (two workers, eight requests:
+/// four traps); the counter it adds to before trapping never goes back in a scrape.
+#[test]
+fn host_counters_never_go_back_when_a_trapping_instance_is_replaced() {
+    let upstream = FaultyUpstream::start();
+    let labels = [
+        (label::SERVICE, "prompter-api"),
+        (label::ENV, "dev"),
+        (label::METHOD, "GET"),
+        (label::ROUTE, CREATE),
+        (label::STATUS, "200"),
+    ];
+    let wat = counting_trap::wat(Metric::RequestsTotal.name(), &labels, 2);
+    let mut options = host::options(upstream.addr, QUIET);
+    options.wasm = host::temp_file("counting-trap.wat", wat.as_bytes());
+    options.workers = 2;
+    let proxy = host::start(options);
+    let count = || {
+        scrape::host(proxy.metrics)
+            .get(Metric::RequestsTotal.name(), &labels)
+            .unwrap_or(0.0)
+    };
+    let mut scraped = Vec::new();
+    for _ in 0..8 {
+        let served = exchange(proxy.listen, &get_request(CREATE));
+        assert_eq!(served.status, Some(200), "fail open: {served:?}");
+        scraped.push(count());
+    }
+    assert!(
+        scraped.windows(2).all(|w| w[0] <= w[1]),
+        "a counter went back: {scraped:?}"
+    );
+    assert_eq!(scraped.last(), Some(&8.0), "{scraped:?}");
+    assert_eq!(
+        host_failures(proxy.metrics),
+        4.0,
+        "one trap per instance's second request"
+    );
 }
