@@ -11,6 +11,7 @@ pub mod faulty_upstream;
 pub mod host;
 pub mod host_process;
 pub mod istio;
+pub mod lds;
 pub mod load;
 pub mod oci;
 pub mod prometheus;

@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use prompter_e2e::envoy::EnvoyOptions;
 use prompter_e2e::faulty_upstream::{Fault, FaultyUpstream};
+use prompter_e2e::lds::LdsEnvoy;
 use prompter_e2e::proxies::{Kind, Proxy, BOTH};
 use prompter_e2e::scenario::{assert_histograms_consistent, Expected, CREATE, ENSURE, ONE};
 use prompter_e2e::scrape::Series;
@@ -405,5 +407,88 @@ fn host_counters_never_go_back_when_a_trapping_instance_is_replaced() {
         host_failures(proxy.metrics),
         4.0,
         "one trap per instance's second request"
+    );
+}
+
+/// Serves three requests, replaces the listener with another plugin configuration in the VM
+/// `vm_id` (as a control plane's update does; the old listener drains for 1 s and is
+/// destroyed), waits past the drain, serves three more and scrapes until the requests
+/// counter reads `last`: every value the scrapes saw on the way, each change once.
+fn counter_across_a_listener_update(vm_id: &str, last: f64) -> Vec<f64> {
+    let upstream = FaultyUpstream::start();
+    let mut options = EnvoyOptions::new(upstream.addr, QUIET);
+    options.concurrency = 1;
+    let mut envoy = LdsEnvoy::start(options);
+    let (listener, admin) = (envoy.envoy.listener, envoy.envoy.admin);
+    let mut scraped: Vec<f64> = Vec::new();
+    let scrape_until = |scraped: &mut Vec<f64>, done: &dyn Fn(f64) -> bool| {
+        let start = Instant::now();
+        loop {
+            let value = scrape::envoy(admin)
+                .get(Metric::RequestsTotal.name(), &requests_labels())
+                .unwrap_or(0.0);
+            if scraped.last() != Some(&value) {
+                scraped.push(value);
+            }
+            if done(value) || start.elapsed() > Duration::from_secs(20) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let serve_three = || {
+        for _ in 0..3 {
+            let served = exchange(listener, &get_request(CREATE));
+            assert_eq!(served.status, Some(200), "{served:?}");
+        }
+    };
+    serve_three();
+    scrape_until(&mut scraped, &|v| v >= 3.0);
+    let reconfigured = r#"{"health": {"interval_seconds": 0}, "openapi": {"enabled": false}, "models": {"max_length": 63}}"#;
+    envoy.replace_listener(reconfigured, vm_id);
+    // Past the drain: the old listener (and a VM only it used) is gone.
+    let drained = Instant::now() + Duration::from_secs(3);
+    scrape_until(&mut scraped, &|_| Instant::now() > drained);
+    serve_three();
+    scrape_until(&mut scraped, &|v| v == last);
+    scraped
+}
+
+fn requests_labels() -> [(&'static str, &'static str); 5] {
+    [
+        (label::SERVICE, "prompter-api"),
+        (label::ENV, "dev"),
+        (label::METHOD, "GET"),
+        (label::ROUTE, CREATE),
+        (label::STATUS, "200"),
+    ]
+}
+
+/// A new plugin configuration in the same VM (same `vm_id`, code and VM configuration: Envoy
+/// keeps the VM and gives the filter a new root context): the counter carries on.
+#[test]
+fn envoy_counters_never_go_back_when_a_new_plugin_configuration_reuses_the_vm() {
+    let scraped = counter_across_a_listener_update("prompter_metrics", 6.0);
+    assert!(
+        scraped.windows(2).all(|w| w[0] < w[1]) && scraped.last() == Some(&6.0),
+        "the counter went back or stopped short: {scraped:?}"
+    );
+}
+
+/// A new VM (another `vm_id`; the same happens with a new `.wasm` or VM configuration): its
+/// stats are new ones in Envoy's store, and the old VM's go with the old listener. What
+/// Prometheus scrapes restarts from 0, a counter reset (which `rate()` and `increase()`
+/// read as one); this test pins that down.
+#[test]
+fn envoy_counters_restart_from_zero_when_a_new_vm_replaces_the_old_one() {
+    let scraped = counter_across_a_listener_update("prompter_metrics_reconfigured", 3.0);
+    let reset = scraped
+        .windows(2)
+        .position(|w| w[1] < w[0])
+        .unwrap_or_else(|| panic!("no reset: {scraped:?}"));
+    assert_eq!(scraped[reset], 3.0, "{scraped:?}");
+    assert!(
+        scraped[reset + 1..].windows(2).all(|w| w[0] < w[1]) && scraped.last() == Some(&3.0),
+        "after the reset the new VM counts from 0 to 3: {scraped:?}"
     );
 }
