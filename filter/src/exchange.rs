@@ -12,6 +12,7 @@ use crate::labels::{self, ModelLabels, OTHER};
 use crate::routes::{RouteId, RouteTable, UNMATCHED};
 use crate::scanner::{FieldSet, FieldValue, JsonFieldScanner};
 use crate::sse::{self, SseFieldScanner};
+use crate::tail::JsonBody;
 
 /// What a route means for the metrics beyond the request counter and latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,28 +23,54 @@ enum Role {
     Plain,
 }
 
-/// How a response body is read: one JSON document, or the events of an event stream.
-/// JSON, the common case, stays inline (no allocation per response); the rarer event stream,
-/// larger still, is boxed so it does not grow every exchange.
+/// How a response body is read: one JSON document (skipping the middle of a long value, see
+/// [`crate::tail`]), or the events of an event stream. JSON, the common case, stays inline (no
+/// allocation per response); the rarer event stream, larger still, is boxed so it does not
+/// grow every exchange.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum ResponseScanner {
-    Json(JsonFieldScanner),
+    Json(JsonBody),
     Events(Box<SseFieldScanner>),
 }
 
 impl ResponseScanner {
-    fn feed(&mut self, fields: &FieldSet, chunk: &[u8]) {
+    fn window(&self, len: usize) -> usize {
         match self {
-            ResponseScanner::Json(scanner) => scanner.feed(fields, chunk),
-            ResponseScanner::Events(scanner) => scanner.feed(fields, chunk),
+            ResponseScanner::Json(body) => body.window(len),
+            ResponseScanner::Events(_) => len,
         }
     }
 
+    fn feed(&mut self, fields: &FieldSet, part: &[u8], len: usize) {
+        match self {
+            ResponseScanner::Json(body) => body.feed(fields, part, len),
+            ResponseScanner::Events(scanner) => scanner.feed(fields, part),
+        }
+    }
+
+    /// The fields once the body has ended.
+    fn settled(&self, fields: &FieldSet) -> ResponseFields<'_> {
+        match self {
+            ResponseScanner::Json(body) => ResponseFields::Json(body.settled(fields)),
+            ResponseScanner::Events(scanner) => ResponseFields::Events(scanner),
+        }
+    }
+}
+
+/// The response's fields at the end of the exchange. It lives on the stack for one `finish`;
+/// boxing the scanner would cost an allocation per response.
+#[allow(clippy::large_enum_variant)]
+enum ResponseFields<'a> {
+    Json(std::borrow::Cow<'a, JsonFieldScanner>),
+    Events(&'a SseFieldScanner),
+}
+
+impl ResponseFields<'_> {
     fn field(&self, index: usize) -> &FieldValue {
         match self {
-            ResponseScanner::Json(scanner) => scanner.field(index),
-            ResponseScanner::Events(scanner) => scanner.field(index),
+            ResponseFields::Json(scanner) => scanner.field(index),
+            ResponseFields::Events(scanner) => scanner.field(index),
         }
     }
 }
@@ -137,9 +164,7 @@ impl Exchange {
             Role::Run if sse::is_event_stream(content_type) => {
                 Some(ResponseScanner::Events(Box::default()))
             }
-            Role::Probe | Role::Run | Role::Health => {
-                Some(ResponseScanner::Json(JsonFieldScanner::new()))
-            }
+            Role::Probe | Role::Run | Role::Health => Some(ResponseScanner::Json(JsonBody::new())),
             Role::Plain => None,
         };
     }
@@ -157,13 +182,29 @@ impl Exchange {
     }
 
     pub fn response_body(&mut self, config: &Config, chunk: &[u8]) {
+        self.response_body_part(config, chunk, chunk.len());
+    }
+
+    /// How many bytes at the end of the next `len`-byte response chunk the exchange reads:
+    /// all of them, but for the end of a long JSON value nobody asked for.
+    pub fn response_window(&self, len: usize) -> usize {
+        self.response.as_ref().map_or(0, |r| r.window(len))
+    }
+
+    /// The last bytes of a `len`-byte response chunk: at least its
+    /// [`response_window`](Self::response_window).
+    pub fn response_body_part(&mut self, config: &Config, part: &[u8], len: usize) {
+        let fields = self.response_fields(config);
         if let Some(scanner) = &mut self.response {
-            let fields = if self.role == Role::Health {
-                &config.fields.health
-            } else {
-                &config.fields.response
-            };
-            scanner.feed(fields, chunk);
+            scanner.feed(fields, part, len);
+        }
+    }
+
+    fn response_fields<'c>(&self, config: &'c Config) -> &'c FieldSet {
+        if self.role == Role::Health {
+            &config.fields.health
+        } else {
+            &config.fields.response
         }
     }
 
@@ -176,6 +217,7 @@ impl Exchange {
         emit: &mut impl FnMut(Event<'_>),
     ) {
         let nanos = now_nanos.saturating_sub(self.started_nanos);
+        let fields = self.settled_fields(config);
         let route = match (&self.learned_route, self.route) {
             (Some(learned), _) => learned,
             (None, Some(id)) => config.routes.template(id),
@@ -201,13 +243,13 @@ impl Exchange {
         match self.role {
             // A 4xx never reached the provider; no response at all counts as a failed probe.
             Role::Probe if matches!(class, None | Some(2) | Some(5)) => {
-                let provider = match self.field(FIELD_PROVIDER) {
+                let provider = match fields.field(FIELD_PROVIDER) {
                     Some(FieldValue::TooLong) => OTHER,
                     value => {
                         ModelLabels::provider(&config.providers, value.and_then(FieldValue::as_str))
                     }
                 };
-                let model = match self.field(FIELD_MODEL) {
+                let model = match fields.field(FIELD_MODEL) {
                     Some(FieldValue::TooLong) => OTHER.to_string(),
                     value => {
                         models.model(&config.models, provider, value.and_then(FieldValue::as_str))
@@ -238,8 +280,8 @@ impl Exchange {
                     values: &[service, env],
                 }));
                 let provider =
-                    ModelLabels::provider(&config.providers, self.string_field(FIELD_PROVIDER));
-                let fingerprint = self.response_field(FIELD_FINGERPRINT);
+                    ModelLabels::provider(&config.providers, fields.string_field(FIELD_PROVIDER));
+                let fingerprint = fields.response_field(FIELD_FINGERPRINT);
                 let has_fingerprint = match fingerprint {
                     FieldValue::Str(s) => !s.as_str().is_empty(),
                     FieldValue::TooLong => true,
@@ -253,7 +295,7 @@ impl Exchange {
                 }
             }
             Role::Health => {
-                if let Some(up) = self.response_field(FIELD_REDIS).as_bool() {
+                if let Some(up) = fields.response_field(FIELD_REDIS).as_bool() {
                     emit(Event::Set(
                         Series {
                             metric: Metric::RedisUp,
@@ -282,6 +324,24 @@ impl Exchange {
         }
     }
 
+    fn settled_fields<'a>(&'a self, config: &Config) -> Fields<'a> {
+        Fields {
+            request: self.request.as_ref(),
+            response: self
+                .response
+                .as_ref()
+                .map(|r| r.settled(self.response_fields(config))),
+        }
+    }
+}
+
+/// The body fields of an ended exchange.
+struct Fields<'a> {
+    request: Option<&'a JsonFieldScanner>,
+    response: Option<ResponseFields<'a>>,
+}
+
+impl Fields<'_> {
     fn response_field(&self, index: usize) -> &FieldValue {
         const ABSENT: FieldValue = FieldValue::Absent;
         self.response.as_ref().map_or(&ABSENT, |s| s.field(index))
@@ -289,7 +349,7 @@ impl Exchange {
 
     /// A field from the request body, else from the response body (`None` when neither has it).
     fn field(&self, index: usize) -> Option<&FieldValue> {
-        let from_request = self.request.as_ref().map(|s| s.field(index));
+        let from_request = self.request.map(|s| s.field(index));
         [from_request, Some(self.response_field(index))]
             .into_iter()
             .flatten()

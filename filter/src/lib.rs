@@ -15,6 +15,7 @@ pub mod routes;
 pub mod scanner;
 pub mod sse;
 pub mod stat_name;
+pub mod tail;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

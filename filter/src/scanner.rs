@@ -201,6 +201,8 @@ pub struct JsonFieldScanner {
     buf: [u8; MAX_VALUE_LEN],
     buf_len: usize,
     overflow: bool,
+    /// Raw bytes of the current string seen so far (escapes not decoded).
+    string_len: usize,
     /// Field whose value comes next (set by the key just read).
     target: Option<u8>,
     depth: u16,
@@ -225,6 +227,7 @@ impl JsonFieldScanner {
             buf: [0; MAX_VALUE_LEN],
             buf_len: 0,
             overflow: false,
+            string_len: 0,
             target: None,
             depth: 0,
             kinds: [0; MAX_DEPTH / 64],
@@ -264,6 +267,26 @@ impl JsonFieldScanner {
             return &ABSENT;
         }
         self.values.get(index).unwrap_or(&ABSENT)
+    }
+
+    /// True inside a top-level string value that no field wants, after at least `len` of its
+    /// bytes and not in the middle of an escape: the point from which the rest of the value
+    /// can be skipped unread.
+    pub fn is_skipping_value(&self, len: usize) -> bool {
+        self.state == State::Str(StrKind::Value)
+            && !self.capture
+            && self.esc == Esc::None
+            && self.string_len >= len
+    }
+
+    /// Takes the fields `later` found (a scanner fed what followed a skipped value): they come
+    /// later in the document, so they win, as a repeated key does.
+    pub fn adopt_later_fields(&mut self, later: &JsonFieldScanner) {
+        for (mine, theirs) in self.values.iter_mut().zip(&later.values) {
+            if *theirs != FieldValue::Absent {
+                *mine = theirs.clone();
+            }
+        }
     }
 
     /// Forget everything, ready for another body.
@@ -322,6 +345,7 @@ impl JsonFieldScanner {
         self.capture = capture;
         self.buf_len = 0;
         self.overflow = false;
+        self.string_len = 0;
         self.pending_high = None;
         self.esc = Esc::None;
         State::Str(kind)
@@ -345,9 +369,11 @@ impl JsonFieldScanner {
                 continue;
             }
             let Some(pos) = memchr2(b'"', b'\\', rest) else {
+                self.string_len += rest.len();
                 self.emit(rest);
                 return input.len();
             };
+            self.string_len += pos + 1;
             self.emit(rest.get(..pos).unwrap_or_default());
             i += pos + 1;
             if rest.get(pos) == Some(&b'"') {

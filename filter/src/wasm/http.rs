@@ -76,17 +76,18 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        if body_size > 0
-            && self
-                .exchange
-                .as_ref()
-                .is_some_and(Exchange::wants_response_body)
-        {
-            let chunk = self
-                .get_http_response_body(0, body_size)
+        // Only the part of the chunk the exchange reads is copied into the VM: none on routes
+        // that need no body, the end of it while a long value is skipped.
+        let window = self
+            .exchange
+            .as_ref()
+            .map_or(0, |e| e.response_window(body_size));
+        if window > 0 {
+            let part = self
+                .get_http_response_body(body_size - window, window)
                 .unwrap_or_default();
             if let Some(exchange) = &mut self.exchange {
-                exchange.response_body(&self.shared.config, &chunk);
+                exchange.response_body_part(&self.shared.config, &part, body_size);
             }
         }
         Action::Continue
