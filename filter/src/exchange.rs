@@ -156,6 +156,16 @@ impl Exchange {
         }
     }
 
+    /// True when the response's `content-type` matters: only a run may answer an event stream.
+    pub fn reads_content_type(&self) -> bool {
+        self.role == Role::Run
+    }
+
+    /// True once a valid response status is known.
+    pub fn has_status(&self) -> bool {
+        self.status.is_some()
+    }
+
     /// Records the response status (`:status`, possibly missing or odd) and how the body will
     /// be read: a run answered `text/event-stream` is read as events, else bodies are JSON.
     pub fn response_headers(&mut self, status: Option<&str>, content_type: Option<&str>) {

@@ -68,7 +68,16 @@ impl HttpContext for RequestMetrics {
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let status = lossy(self.get_http_response_header_bytes(":status"));
-        let content_type = lossy(self.get_http_response_header_bytes("content-type"));
+        // Each header read is a host call; most routes have no use for this one.
+        let content_type = if self
+            .exchange
+            .as_ref()
+            .is_some_and(Exchange::reads_content_type)
+        {
+            lossy(self.get_http_response_header_bytes("content-type"))
+        } else {
+            None
+        };
         if let Some(exchange) = &mut self.exchange {
             exchange.response_headers(status.as_deref(), content_type.as_deref());
         }
@@ -94,12 +103,16 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_log(&mut self) {
-        // A stream that ended before response headers still has a code in Envoy's properties.
-        let code = self
-            .get_property(vec!["response", "code"])
-            .and_then(|raw| <[u8; 8]>::try_from(raw.as_slice()).ok())
-            .map(u64::from_le_bytes)
-            .and_then(|c| u16::try_from(c).ok());
+        // A stream that ended before response headers still has a code in Envoy's properties
+        // (a host call, so only asked for when the headers gave none).
+        let code = if self.exchange.as_ref().is_some_and(Exchange::has_status) {
+            None
+        } else {
+            self.get_property(vec!["response", "code"])
+                .and_then(|raw| <[u8; 8]>::try_from(raw.as_slice()).ok())
+                .map(u64::from_le_bytes)
+                .and_then(|c| u16::try_from(c).ok())
+        };
         let now = self.now();
         let shared = &self.shared;
         let mut exchange = self

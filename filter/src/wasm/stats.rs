@@ -24,9 +24,10 @@ pub struct EnvoyStats {
     batched: bool,
     counters: Vec<Counter>,
     counter_slots: HashMap<String, usize>,
-    /// The counter slots of each histogram series' buckets and `_count`, so that an
-    /// observation costs one lookup, not one per bucket.
-    histogram_slots: HashMap<String, Vec<usize>>,
+    /// The counter slots of each histogram series' buckets and `_count` (an index into
+    /// `histograms`), so that an observation costs one lookup, not one per bucket.
+    histogram_slots: HashMap<String, usize>,
+    histograms: Vec<Vec<usize>>,
     /// Counters with a pending delta, each once.
     dirty: Vec<usize>,
     ids: HashMap<String, u32>,
@@ -143,15 +144,19 @@ impl StatSink for EnvoyStats {
                     None => return,
                 }
             }
-            self.histogram_slots.insert(series.to_string(), slots);
+            self.histogram_slots
+                .insert(series.to_string(), self.histograms.len());
+            self.histograms.push(slots);
         }
-        let Some(slots) = self.histogram_slots.get(series) else {
+        let Some(&histogram) = self.histogram_slots.get(series) else {
             return;
         };
-        let slots: &[usize] = slots;
         // The cumulative buckets from `first` on, and `_count` (the last slot).
-        for slot in slots.get(first..).unwrap_or_default().to_vec() {
-            self.add_to_slot(slot, 1);
+        let len = self.histograms.get(histogram).map_or(0, Vec::len);
+        for k in first..len {
+            if let Some(&slot) = self.histograms.get(histogram).and_then(|s| s.get(k)) {
+                self.add_to_slot(slot, 1);
+            }
         }
     }
 

@@ -64,7 +64,8 @@ fn an_endless_loop_is_interrupted_by_the_epoch_deadline() {
     );
     assert!(message.contains("interrupt"), "{message}");
     assert!(filter.instance().has_failed());
-    assert!(started.elapsed() < Duration::from_secs(8), "{started:?}");
+    // Generous: the point is that it ends at all, even on a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(60), "{started:?}");
 }
 
 #[test]
@@ -74,7 +75,8 @@ fn an_endless_loop_while_starting_is_interrupted_too() {
     let outcome = Harness::builder().module(wat.module()).build().map(drop);
     let message = trap_in(outcome, "_initialize");
     assert!(message.contains("interrupt"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(8), "{started:?}");
+    // Generous: the point is that it ends at all, even on a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(60), "{started:?}");
 }
 
 #[test]
