@@ -54,6 +54,14 @@ impl Figures {
         self.rss_at(1.0) as i64 - self.rss_at(1.0 / 3.0) as i64
     }
 
+    /// RSS in MiB at each tenth of the run.
+    fn timeline(&self) -> String {
+        let points: Vec<String> = (0..=10)
+            .map(|t| format!("{:.1}", self.rss_at(t as f64 / 10.0) as f64 / 1024.0))
+            .collect();
+        format!("| {} | {} |", self.name, points.join(" | "))
+    }
+
     fn row(&self) -> String {
         let r = &self.report;
         format!(
@@ -207,8 +215,9 @@ fn soak_envoy_with_filter() -> Figures {
 }
 
 fn host_binary() -> PathBuf {
+    // Relative to the repository root (tests run in the package's directory).
     std::env::var_os("PROMPTER_SOAK_HOST")
-        .map(PathBuf::from)
+        .map(|p| prompter_e2e::repo_root().join(p))
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_e2e-host-proxy")))
 }
 
@@ -236,6 +245,19 @@ fn five_hundred_connections_are_counted_exactly_without_errors_or_growth() {
         std::iter::once(&bare)
             .chain(&figures)
             .map(Figures::row)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!(
+        "\nRSS (MiB) at each tenth of the run\n| proxy | {} |\n|---|{}\n{}\n",
+        (0..=10)
+            .map(|t| format!("{}0 %", t))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(11),
+        std::iter::once(&bare)
+            .chain(&figures)
+            .map(Figures::timeline)
             .collect::<Vec<_>>()
             .join("\n")
     );
