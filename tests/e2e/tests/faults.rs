@@ -478,10 +478,10 @@ fn envoy_counters_never_go_back_when_a_new_plugin_configuration_reuses_the_vm() 
     );
 }
 
-/// A new VM (another `vm_id`; the same happens with a new `.wasm` or VM configuration): its
-/// stats are new ones in Envoy's store, and the old VM's go with the old listener. What
-/// Prometheus scrapes restarts from 0, a counter reset (which `rate()` and `increase()`
-/// read as one); this test pins that down.
+/// A new VM (another `vm_id`; a new `.wasm` or VM configuration also makes one): its stats
+/// are new ones in Envoy's store, and from the moment the new listener is in place what
+/// Prometheus scrapes restarts from 0: a counter reset (which `rate()` and `increase()` read
+/// as one), not a counter carrying on. This test pins that down.
 #[test]
 fn envoy_counters_restart_from_zero_when_a_new_vm_replaces_the_old_one() {
     let scraped = counter_across_a_listener_update("prompter_metrics_reconfigured", 3.0);
