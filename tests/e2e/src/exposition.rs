@@ -58,13 +58,14 @@ fn metric_of(name: &str) -> Option<(Metric, bool)> {
             return Some((metric, false));
         }
         let rest = name.strip_prefix(base)?;
-        (metric.kind() == MetricKind::Histogram)
-            .then_some(())
-            .and_then(|_| match rest {
-                BUCKET_SUFFIX => Some((metric, true)),
-                COUNT_SUFFIX | SUM_SUFFIX => Some((metric, false)),
-                _ => None,
-            })
+        if metric.kind() != MetricKind::Histogram {
+            return None;
+        }
+        match rest {
+            BUCKET_SUFFIX => Some((metric, true)),
+            COUNT_SUFFIX | SUM_SUFFIX => Some((metric, false)),
+            _ => None,
+        }
     })
 }
 

@@ -2,12 +2,13 @@
 //! ids give no more series on `/stats/prometheus` than the configuration allows, and Envoy's
 //! memory does not grow with further distinct values once the label budgets are full.
 //!
-//! Bound per metric (as in `host/tests/all/cardinality.rs`; Envoy has no `_sum`): `R` =
-//! routes + `unmatched`, `M` = 9 methods + `other`, `S` = 500 statuses + `0`, `P` = providers
-//! + `other` + `unknown`, `K` = (`models.max_per_provider` + `other` + `unknown`) × workers
-//! (the budget is kept per VM, one per worker), `B` = bounds + `+Inf`: requests R·M·S,
-//! request seconds R·M·(B + 1), probe attempts and failures P·K each, ensure-version seconds
-//! P·(B + 1), rate limits R, unique violations one per table, the rest 1.
+//! Bound per metric (as in `host/tests/all/cardinality.rs`; Envoy has no `_sum`):
+//! `R` = routes and `unmatched`, `M` = 9 methods and `other`, `S` = 500 statuses and `0`,
+//! `P` = providers, `other` and `unknown`, `K` = (`models.max_per_provider`, `other` and
+//! `unknown`) × workers (the budget is kept per VM, one per worker), `B` = bounds and `+Inf`:
+//! requests R·M·S, request seconds R·M·(B + 1), probe attempts and failures P·K each,
+//! ensure-version seconds P·(B + 1), rate limits R, unique violations one per table, the
+//! rest 1.
 
 use std::net::SocketAddr;
 

@@ -251,7 +251,7 @@ fn five_hundred_connections_are_counted_exactly_without_errors_or_growth() {
     eprintln!(
         "\nRSS (MiB) at each tenth of the run\n| proxy | {} |\n|---|{}\n{}\n",
         (0..=10)
-            .map(|t| format!("{}0 %", t))
+            .map(|t| format!("{} %", t * 10))
             .collect::<Vec<_>>()
             .join(" | "),
         "---|".repeat(11),
