@@ -5,6 +5,8 @@
 //! metrics need, and only on the routes that need them. A run answered with an event stream
 //! is read event by event ([`crate::sse`]) and counted like a JSON one.
 
+use std::ops::Range;
+
 use crate::catalog::Metric;
 use crate::config::{Config, FIELD_FINGERPRINT, FIELD_MODEL, FIELD_PROVIDER, FIELD_REDIS};
 use crate::events::{Event, Series};
@@ -35,16 +37,16 @@ enum ResponseScanner {
 }
 
 impl ResponseScanner {
-    fn window(&self, len: usize) -> usize {
+    fn next_read(&self, done: usize, len: usize) -> Option<Range<usize>> {
         match self {
-            ResponseScanner::Json(body) => body.window(len),
-            ResponseScanner::Events(_) => len,
+            ResponseScanner::Json(body) => body.next_read(done, len),
+            ResponseScanner::Events(_) => (done < len).then_some(done..len),
         }
     }
 
-    fn feed(&mut self, fields: &FieldSet, part: &[u8], len: usize) {
+    fn feed(&mut self, fields: &FieldSet, part: &[u8], span: usize) {
         match self {
-            ResponseScanner::Json(body) => body.feed(fields, part, len),
+            ResponseScanner::Json(body) => body.feed(fields, part, span),
             ResponseScanner::Events(scanner) => scanner.feed(fields, part),
         }
     }
@@ -195,18 +197,19 @@ impl Exchange {
         self.response_body_part(config, chunk, chunk.len());
     }
 
-    /// How many bytes at the end of the next `len`-byte response chunk the exchange reads:
-    /// all of them, but for the end of a long JSON value nobody asked for.
-    pub fn response_window(&self, len: usize) -> usize {
-        self.response.as_ref().map_or(0, |r| r.window(len))
+    /// The bytes of a `len`-byte response chunk to read next when its first `done` bytes are
+    /// dealt with (`None`: no more): all of them, in steps, but for the middle of a long JSON
+    /// value nobody asked for, and nothing on routes that need no body.
+    pub fn response_next_read(&self, done: usize, len: usize) -> Option<Range<usize>> {
+        self.response.as_ref()?.next_read(done, len)
     }
 
-    /// The last bytes of a `len`-byte response chunk: at least its
-    /// [`response_window`](Self::response_window).
-    pub fn response_body_part(&mut self, config: &Config, part: &[u8], len: usize) {
+    /// The bytes [`response_next_read`](Self::response_next_read) asked for, the last of the
+    /// `span` bytes that followed the previous read.
+    pub fn response_body_part(&mut self, config: &Config, part: &[u8], span: usize) {
         let fields = self.response_fields(config);
         if let Some(scanner) = &mut self.response {
-            scanner.feed(fields, part, len);
+            scanner.feed(fields, part, span);
         }
     }
 

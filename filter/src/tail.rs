@@ -15,6 +15,7 @@
 //! (fields more than [`TAIL`] bytes after the long value) leaves those fields unread.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use memchr::memchr;
 
@@ -24,6 +25,9 @@ use crate::scanner::{FieldSet, FieldValue, JsonFieldScanner};
 pub const SKIP_AFTER: usize = 16 * 1024;
 /// Bytes kept from the end of the body while skipping.
 pub const TAIL: usize = 4 * 1024;
+/// Most bytes of a chunk copied into the VM at once while reading in full: a large chunk is
+/// read in steps, so that once a long value is found the rest of the chunk is not copied.
+pub const READ_STEP: usize = 4 * SKIP_AFTER;
 
 /// Stands in for the document up to the skipped value's closing quote, so that what follows
 /// it parses as the rest of a top-level object (no field is named "").
@@ -57,17 +61,21 @@ impl JsonBody {
         }
     }
 
-    /// How many bytes at the end of the next `len`-byte chunk are read.
-    pub fn window(&self, len: usize) -> usize {
-        if self.tail.is_some() {
-            len.min(TAIL)
+    /// The bytes of a `len`-byte chunk to read next when its first `done` bytes are dealt
+    /// with: the next step while reading in full, the chunk's last [`TAIL`] bytes while
+    /// skipping; `None` once nothing more is wanted. Feed them with `len - done` as the span.
+    pub fn next_read(&self, done: usize, len: usize) -> Option<Range<usize>> {
+        if done >= len {
+            None
+        } else if self.tail.is_some() {
+            Some(len - (len - done).min(TAIL)..len)
         } else {
-            len
+            Some(done..len.min(done + READ_STEP))
         }
     }
 
-    /// The last `part.len()` bytes of a `len`-byte chunk: all of it, or at least the
-    /// [`window`](Self::window) asked for.
+    /// The last `part.len()` bytes of the next `len` bytes of the body: all of them, or at
+    /// least what [`next_read`](Self::next_read) asked for.
     pub fn feed(&mut self, fields: &FieldSet, part: &[u8], len: usize) {
         if let Some(tail) = &mut self.tail {
             return tail.push(part, len);

@@ -85,18 +85,21 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        // Only the part of the chunk the exchange reads is copied into the VM: none on routes
-        // that need no body, the end of it while a long value is skipped.
-        let window = self
+        // Only what the exchange reads is copied into the VM: nothing on routes that need no
+        // body, the chunk's end while a long value is skipped.
+        let mut done = 0;
+        while let Some(range) = self
             .exchange
             .as_ref()
-            .map_or(0, |e| e.response_window(body_size));
-        if window > 0 {
+            .and_then(|e| e.response_next_read(done, body_size))
+        {
             let part = self
-                .get_http_response_body(body_size - window, window)
+                .get_http_response_body(range.start, range.len())
                 .unwrap_or_default();
+            let span = range.end - done;
+            done = range.end;
             if let Some(exchange) = &mut self.exchange {
-                exchange.response_body_part(&self.shared.config, &part, body_size);
+                exchange.response_body_part(&self.shared.config, &part, span);
             }
         }
         Action::Continue

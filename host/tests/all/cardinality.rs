@@ -30,7 +30,6 @@ const CONFIG: &str = r#"{"health":{"interval_seconds":0}}"#;
 /// id, provider or method: 100,000 exchanges, 175,000 distinct hostile values in all.
 const EXCHANGES: usize = 100_000;
 const STANDARD_METHODS: usize = 9;
-const RSS_GROWTH_BOUND_KIB: u64 = 4 * 1024;
 /// 100..=599, and `0` for no (valid) status.
 const STATUSES: usize = 501;
 
@@ -104,32 +103,20 @@ fn label_values(series: &Series, metric: Metric, key: &str) -> Vec<String> {
     values
 }
 
-/// `VmRSS` of this process, KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn a_hundred_thousand_distinct_values_stay_under_the_configured_bound() {
     let config = Config::parse(CONFIG.as_bytes(), |_| None).unwrap();
     let filter = Harness::with_config(CONFIG);
     let started = Instant::now();
-    let (mut memory_at_tenth, mut rss_at_tenth) = (0, 0);
+    let mut memory_at_tenth = 0;
     for i in 0..EXCHANGES {
         filter.exchange(&hostile_exchange(i)).unwrap();
         if i + 1 == EXCHANGES / 10 {
             memory_at_tenth = filter.instance().memory_size();
-            rss_at_tenth = rss_kib();
         }
     }
     let elapsed = started.elapsed();
     let memory_at_end = filter.instance().memory_size();
-    let rss_at_end = rss_kib();
     let series = filter.series();
 
     let mut total_bound = 0;
@@ -175,15 +162,11 @@ fn a_hundred_thousand_distinct_values_stay_under_the_configured_bound() {
         "linear memory grew from {memory_at_tenth} to {memory_at_end} bytes with new distinct values"
     );
     eprintln!(
-        "cardinality: {EXCHANGES} exchanges in {elapsed:?}; {} series (bound {total_bound}); linear memory {memory_at_tenth} B after {}, {memory_at_end} B after {EXCHANGES}; test process RSS {rss_at_tenth} KiB, {rss_at_end} KiB",
+        "cardinality: {EXCHANGES} exchanges in {elapsed:?}; {} series (bound {total_bound}); linear memory {memory_at_tenth} B after {}, {memory_at_end} B after {EXCHANGES}",
         series.0.len(),
         EXCHANGES / 10
     );
-    // The host side (metric store, exporter) holds only the bounded series: the process does
-    // not grow with the 90,000 further distinct values (a leak of 100 bytes per exchange
-    // would be 9 MB; allocator noise of the test binary stays well under the bound).
-    assert!(
-        rss_at_end < rss_at_tenth + RSS_GROWTH_BOUND_KIB,
-        "the process grew from {rss_at_tenth} KiB to {rss_at_end} KiB"
-    );
+    // The process's RSS is not asserted here: the other tests of this binary run beside this
+    // one and allocate (one grows a VM to 512 MiB). The proxies' RSS under load is asserted
+    // in tests/e2e/tests/soak.rs, each proxy in a process of its own.
 }
