@@ -32,7 +32,8 @@ pub fn is_clean(value: &str) -> bool {
     !value.is_empty() && value.bytes().all(is_label_byte)
 }
 
-const METHODS: [&str; 9] = [
+/// The standard methods, each its own label value.
+pub const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 

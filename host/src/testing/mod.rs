@@ -8,6 +8,7 @@
 //! assert_eq!(filter.series().get("starlette_requests_total", &[("status", "201")]), None);
 //! ```
 
+pub mod bounds;
 pub mod series;
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use prompter_filter::catalog::BUCKET_SUFFIX;
+use prompter_filter::catalog::{Metric, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_SUFFIX};
 
 /// Formats a series key.
 pub fn key(name: &str, labels: &[(&str, &str)]) -> String {
@@ -28,6 +28,20 @@ impl Series {
             .iter()
             .filter(move |(k, _)| k.starts_with(&prefix))
             .map(|(k, v)| (k, *v))
+    }
+
+    /// How many series `metric` has: a histogram's `_bucket`, `_count` and `_sum` included.
+    pub fn count_of(&self, metric: Metric) -> usize {
+        let name = metric.name();
+        [
+            name.to_string(),
+            format!("{name}{BUCKET_SUFFIX}"),
+            format!("{name}{COUNT_SUFFIX}"),
+            format!("{name}{SUM_SUFFIX}"),
+        ]
+        .iter()
+        .map(|n| self.named(n).count())
+        .sum()
     }
 
     /// What differs from `expected`, one line per series (empty when equal).

@@ -2,71 +2,21 @@
 //! methods (and their combinations) give no more series than the configuration allows, and the
 //! filter's linear memory stops growing once the label budgets are full.
 //!
-//! The bound, from the configuration (`R` = configured routes + `unmatched`; `M` = the 9
-//! standard methods + `other`; `S` = statuses 100..=599 + `0`; `P` = providers + `other` +
-//! `unknown`; `K` = `models.max_per_provider` + `other` + `unknown`, per provider; `B` =
-//! bucket bounds + `+Inf`; `T` = unique-violation tables):
-//!
-//! | metric | series on the host exporter |
-//! |---|---|
-//! | `starlette_requests_total` | R·M·S |
-//! | `starlette_requests_processing_seconds` | R·M·(B + 2) (`_bucket`, `_count`, `_sum`) |
-//! | `prompter_probe_attempts_total`, `_failures_total` | P·K each |
-//! | `prompter_ensure_version_seconds` | P·(B + 2) |
-//! | `prompter_rate_limit_hit_total` | R |
-//! | `prompter_db_unique_violation_total` | T |
-//! | insert, fingerprint, `redis_up` | 1 each |
+//! The bound per metric is `prompter_host::testing::bounds::series_bound`.
 
 use std::time::Instant;
 
-use prompter_filter::catalog::{label, Metric, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_SUFFIX};
+use prompter_filter::catalog::{label, Metric};
 use prompter_filter::config::Config;
 use prompter_filter::labels::OTHER;
 use prompter_filter::routes::UNMATCHED;
+use prompter_host::testing::bounds::{series_bound, Exposition};
 use prompter_host::testing::{Harness, Request, Series};
 
 const CONFIG: &str = r#"{"health":{"interval_seconds":0}}"#;
 /// Exchanges fed in the big run. Each carries a distinct path and, by turn, a distinct model
 /// id, provider or method: 100,000 exchanges, 175,000 distinct hostile values in all.
 const EXCHANGES: usize = 100_000;
-const STANDARD_METHODS: usize = 9;
-/// 100..=599, and `0` for no (valid) status.
-const STATUSES: usize = 501;
-
-/// The number of series each metric may reach under `config`, as in the module comment.
-fn series_bound(config: &Config, metric: Metric) -> usize {
-    let routes = config.routes.len() + 1;
-    let methods = STANDARD_METHODS + 1;
-    let providers = config.providers.len() + 2;
-    let models = config.models.max_per_provider + 2;
-    let histogram = |buckets: usize| buckets + 1 + 2;
-    match metric {
-        Metric::RequestsTotal => routes * methods * STATUSES,
-        Metric::RequestSeconds => routes * methods * histogram(config.request_buckets.bounds.len()),
-        Metric::ProbeAttempts | Metric::ProbeFailures => providers * models,
-        Metric::EnsureVersionSeconds => {
-            providers * histogram(config.ensure_version_buckets.bounds.len())
-        }
-        Metric::RateLimitHits => routes,
-        Metric::UniqueViolations => config.unique_violations.len(),
-        _ => 1,
-    }
-}
-
-/// The series of `metric` in a scrape (a histogram's `_bucket`, `_count` and `_sum` together).
-fn series_of(series: &Series, metric: Metric) -> usize {
-    let name = metric.name();
-    [
-        name.to_string(),
-        format!("{name}{BUCKET_SUFFIX}"),
-        format!("{name}{COUNT_SUFFIX}"),
-        format!("{name}{SUM_SUFFIX}"),
-    ]
-    .iter()
-    .map(|n| series.named(n).count())
-    .sum()
-}
-
 /// The `i`-th hostile exchange: always a new path; by turn a new model id under a known
 /// provider, a new provider, a new model without provider, or a new method on an unknown path;
 /// statuses from the whole range, and odd ones.
@@ -121,7 +71,10 @@ fn a_hundred_thousand_distinct_values_stay_under_the_configured_bound() {
 
     let mut total_bound = 0;
     for metric in Metric::ALL {
-        let (count, bound) = (series_of(&series, metric), series_bound(&config, metric));
+        let (count, bound) = (
+            series.count_of(metric),
+            series_bound(&config, metric, Exposition::HOST),
+        );
         assert!(
             count <= bound,
             "{}: {count} series > {bound}",

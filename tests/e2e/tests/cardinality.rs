@@ -2,59 +2,23 @@
 //! ids give no more series on `/stats/prometheus` than the configuration allows, and Envoy's
 //! memory does not grow with further distinct values once the label budgets are full.
 //!
-//! Bound per metric (as in `host/tests/all/cardinality.rs`; Envoy has no `_sum`):
-//! `R` = routes and `unmatched`, `M` = 9 methods and `other`, `S` = 500 statuses and `0`,
-//! `P` = providers, `other` and `unknown`, `K` = (`models.max_per_provider`, `other` and
-//! `unknown`) × workers (the budget is kept per VM, one per worker), `B` = bounds and `+Inf`:
-//! requests R·M·S, request seconds R·M·(B + 1), probe attempts and failures P·K each,
-//! ensure-version seconds P·(B + 1), rate limits R, unique violations one per table, the
-//! rest 1.
+//! The bound per metric is `prompter_host::testing::bounds::series_bound` for Envoy: no
+//! `_sum`, a model budget per worker (one VM each).
 
 use std::net::SocketAddr;
 
 use prompter_e2e::envoy::{Envoy, EnvoyOptions};
 use prompter_e2e::load;
 use prompter_e2e::{client, scrape};
-use prompter_filter::catalog::{Metric, BUCKET_SUFFIX, COUNT_SUFFIX};
+use prompter_filter::catalog::Metric;
 use prompter_filter::config::Config;
+use prompter_host::testing::bounds::{series_bound, Exposition};
 
 const CONFIG: &str = r#"{"health": {"interval_seconds": 0}}"#;
 const WORKERS: u32 = 2;
 /// Distinct values per kind; three kinds (model ids, providers with their models, paths with
 /// methods), so 3 × this many requests and 4 × this many distinct values.
 const DISTINCT: usize = 5_000;
-
-fn series_bound(config: &Config, metric: Metric) -> usize {
-    let routes = config.routes.len() + 1;
-    let methods = 9 + 1;
-    let statuses = 500 + 1;
-    let providers = config.providers.len() + 2;
-    let models = (config.models.max_per_provider + 2) * WORKERS as usize;
-    let histogram = |bounds: usize| bounds + 1 + 1;
-    match metric {
-        Metric::RequestsTotal => routes * methods * statuses,
-        Metric::RequestSeconds => routes * methods * histogram(config.request_buckets.bounds.len()),
-        Metric::ProbeAttempts | Metric::ProbeFailures => providers * models,
-        Metric::EnsureVersionSeconds => {
-            providers * histogram(config.ensure_version_buckets.bounds.len())
-        }
-        Metric::RateLimitHits => routes,
-        Metric::UniqueViolations => config.unique_violations.len(),
-        _ => 1,
-    }
-}
-
-fn series_of(series: &scrape::Series, metric: Metric) -> usize {
-    let name = metric.name();
-    [
-        name.to_string(),
-        format!("{name}{BUCKET_SUFFIX}"),
-        format!("{name}{COUNT_SUFFIX}"),
-    ]
-    .iter()
-    .map(|n| series.named(n).count())
-    .sum()
-}
 
 fn request(method: &str, path: &str, body: &str) -> Vec<u8> {
     format!(
@@ -139,7 +103,10 @@ fn thousands_of_distinct_values_through_envoy_stay_under_the_bound() {
 
     let mut bound_total = 0;
     for metric in Metric::ALL {
-        let (count, bound) = (series_of(&series, metric), series_bound(&config, metric));
+        let (count, bound) = (
+            series.count_of(metric),
+            series_bound(&config, metric, Exposition::envoy(WORKERS as usize)),
+        );
         assert!(
             count <= bound,
             "{}: {count} series > {bound}",
