@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
@@ -96,49 +96,50 @@ fn try_send(
         }
     }
     stream.flush()?;
-    read_response(BufReader::new(stream))
+    read_response(&mut BufReader::new(stream)).map(|(response, _)| response)
 }
 
-fn read_response(mut reader: impl BufRead) -> io::Result<Response> {
+/// One response read whole from `reader` (`Content-Length`, chunked, or until the connection
+/// closes), and whether the connection stays open after it. Every client of the tests reads
+/// responses with it: single requests, raw bytes, the keep-alive load.
+pub fn read_response(reader: &mut impl BufRead) -> io::Result<(Response, bool)> {
+    let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    let status = line
+    let status: u16 = line
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {line:?}"),
-            )
-        })?;
-    let mut length = None;
-    let mut chunked = false;
+        .ok_or_else(|| bad(format!("bad status line {line:?}")))?;
+    let (mut length, mut chunked, mut keep_alive) = (None, false, true);
     loop {
         line.clear();
-        reader.read_line(&mut line)?;
+        if reader.read_line(&mut line)? == 0 {
+            return Err(bad("closed in the response head".into()));
+        }
         let header = line.trim_end();
         if header.is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse::<usize>().ok();
-            } else if name.eq_ignore_ascii_case("transfer-encoding")
-                && value.eq_ignore_ascii_case("chunked")
-            {
-                chunked = true;
-            }
+        let (name, value) = header.split_once(':').unwrap_or((header, ""));
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = value.parse::<usize>().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            keep_alive = !value.eq_ignore_ascii_case("close");
         }
     }
     let mut body = Vec::new();
-    if chunked {
+    if matches!(status, 100..=199 | 204 | 304) {
+        // No body, whatever the head says.
+    } else if chunked {
         loop {
             line.clear();
             reader.read_line(&mut line)?;
             let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+                .map_err(|_| bad("bad chunk size".into()))?;
             if size == 0 {
                 break;
             }
@@ -148,11 +149,19 @@ fn read_response(mut reader: impl BufRead) -> io::Result<Response> {
             line.clear();
             reader.read_line(&mut line)?;
         }
+        // Trailers, if any, up to the blank line that ends the message.
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                break;
+            }
+        }
     } else if let Some(length) = length {
         body.resize(length, 0);
         reader.read_exact(&mut body)?;
     } else {
         reader.read_to_end(&mut body)?;
+        keep_alive = false;
     }
-    Ok(Response { status, body })
+    Ok((Response { status, body }, keep_alive))
 }

@@ -8,10 +8,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use prompter_e2e::client::Response;
 use prompter_e2e::envoy::{Envoy, EnvoyOptions};
 use prompter_e2e::exposition::{label_problems, promtool_parses};
 use prompter_e2e::prometheus::{self, Prometheus, Target};
-use prompter_e2e::raw_http::{self, RawResponse};
+use prompter_e2e::raw_http;
 use prompter_e2e::{client, host, scrape};
 use prompter_filter::catalog::{label, Metric};
 
@@ -134,7 +135,7 @@ fn fresh_sample() -> prompter_sample_api::BackgroundServer {
 }
 
 /// Sends every case to `at`, in order; `None` where the connection failed.
-fn drive(at: SocketAddr) -> Vec<Option<RawResponse>> {
+fn drive(at: SocketAddr) -> Vec<Option<Response>> {
     cases()
         .iter()
         .map(|case| raw_http::send(at, &case.bytes).ok())
@@ -150,15 +151,11 @@ fn is_proxy_refusal(status: u16) -> bool {
 
 /// Each case through `proxy` got the direct answer, or a refusal of what the API itself
 /// refused or could not have been sent as HTTP; prints the comparison.
-fn assert_undisturbed(
-    whose: &str,
-    direct: &[Option<RawResponse>],
-    proxied: &[Option<RawResponse>],
-) {
+fn assert_undisturbed(whose: &str, direct: &[Option<Response>], proxied: &[Option<Response>]) {
     let mut table = Vec::new();
     let mut wrong = Vec::new();
     for ((case, direct), proxied) in cases().iter().zip(direct).zip(proxied) {
-        let status = |r: &Option<RawResponse>| r.as_ref().map_or(0, |r| r.status);
+        let status = |r: &Option<Response>| r.as_ref().map_or(0, |r| r.status);
         let (d, p) = (status(direct), status(proxied));
         table.push(format!(
             "{whose:>6} | {:<40} | direct {d} | proxied {p}",
