@@ -52,6 +52,20 @@ impl EnvoyOptions {
             env: Vec::new(),
         }
     }
+
+    /// The project's generated bootstrap for these options, listening on `listener`, its
+    /// admin interface on `admin`.
+    pub fn bootstrap(&self, listener: SocketAddr, admin: SocketAddr) -> String {
+        Bootstrap {
+            listen: listener.to_string().parse().unwrap(),
+            upstream: self.upstream.to_string().parse().unwrap(),
+            admin: admin.to_string().parse().unwrap(),
+            wasm: wasm_module().display().to_string(),
+            plugin_config: self.plugin_config.clone(),
+        }
+        .render()
+        .expect("test bootstrap renders")
+    }
 }
 
 /// A bootstrap to start Envoy with: its text (YAML or JSON), the listener and admin addresses
@@ -62,6 +76,20 @@ pub struct Launch {
     pub listener: SocketAddr,
     pub admin: SocketAddr,
     pub args: Vec<String>,
+}
+
+impl Launch {
+    /// The generated bootstrap for `options`, on free ports.
+    pub fn generated(options: &EnvoyOptions) -> Launch {
+        let listener: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        Launch {
+            bootstrap: options.bootstrap(listener, admin),
+            listener,
+            admin,
+            args: Vec::new(),
+        }
+    }
 }
 
 pub struct Envoy {
@@ -81,25 +109,7 @@ impl Envoy {
 
     /// Starts Envoy without waiting for it.
     pub fn spawn(options: EnvoyOptions) -> Envoy {
-        let listener: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let bootstrap = Bootstrap {
-            listen: listener.to_string().parse().unwrap(),
-            upstream: options.upstream.to_string().parse().unwrap(),
-            admin: admin.to_string().parse().unwrap(),
-            wasm: wasm_module().display().to_string(),
-            plugin_config: options.plugin_config.clone(),
-        };
-        let yaml = bootstrap.render().expect("test bootstrap renders");
-        Envoy::spawn_bootstrap(
-            &Launch {
-                bootstrap: yaml,
-                listener,
-                admin,
-                args: Vec::new(),
-            },
-            &options,
-        )
+        Envoy::spawn_bootstrap(&Launch::generated(&options), &options)
     }
 
     /// Starts Envoy with a bootstrap of the caller's (e.g. one shaped like an Istio sidecar's),

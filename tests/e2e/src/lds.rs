@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use prompter_host::envoy_config::Bootstrap;
-
-use crate::envoy::{wasm_module, Envoy, EnvoyOptions, Launch};
+use crate::envoy::{Envoy, EnvoyOptions, Launch};
 use crate::{client, free_port};
 
 const LISTENERS: &str = "static_resources:\n  listeners:\n";
@@ -29,7 +27,7 @@ impl LdsEnvoy {
     pub fn start(options: EnvoyOptions) -> LdsEnvoy {
         let listener: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let rendered = render(&options, listener, admin);
+        let rendered = options.bootstrap(listener, admin);
         let (static_part, listener_block) = split(&rendered);
         let dir = std::env::temp_dir().join(format!(
             "prompter-e2e-lds-{}-{}",
@@ -65,7 +63,7 @@ impl LdsEnvoy {
     pub fn replace_listener(&mut self, plugin_config: &str, vm_id: &str) {
         let mut options = EnvoyOptions::new(self.upstream, plugin_config);
         options.concurrency = 1;
-        let rendered = render(&options, self.envoy.listener, self.envoy.admin);
+        let rendered = options.bootstrap(self.envoy.listener, self.envoy.admin);
         let (_, listener_block) = split(&rendered);
         write_atomically(
             &self.lds,
@@ -93,18 +91,6 @@ impl LdsEnvoy {
             (k == name).then(|| v.trim().parse().ok())?
         })
     }
-}
-
-fn render(options: &EnvoyOptions, listener: SocketAddr, admin: SocketAddr) -> String {
-    Bootstrap {
-        listen: listener.to_string().parse().unwrap(),
-        upstream: options.upstream.to_string().parse().unwrap(),
-        admin: admin.to_string().parse().unwrap(),
-        wasm: wasm_module().display().to_string(),
-        plugin_config: options.plugin_config.clone(),
-    }
-    .render()
-    .expect("test bootstrap renders")
 }
 
 /// The generated bootstrap without its static listener, and that listener's YAML block.

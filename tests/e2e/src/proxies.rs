@@ -5,12 +5,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use prompter_host::envoy_config::Bootstrap;
 use prompter_host::proxy::BackgroundProxy;
 
-use crate::envoy::{wasm_module, Envoy, EnvoyOptions, Launch};
+use crate::envoy::{Envoy, EnvoyOptions, Launch};
+use crate::host;
 use crate::scrape::{self, Series};
-use crate::{free_port, host};
 
 /// The route timeout the generated bootstrap sets (what a hung upstream costs by default).
 const BOOTSTRAP_ROUTE_TIMEOUT: &str = "timeout: 120s";
@@ -109,33 +108,16 @@ impl Proxy {
 
 /// Envoy from the generated bootstrap, its route timeout replaced by `timeout`.
 pub fn envoy_with_route_timeout(options: EnvoyOptions, timeout: Duration) -> Envoy {
-    let listener: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let bootstrap = Bootstrap {
-        listen: listener.to_string().parse().unwrap(),
-        upstream: options.upstream.to_string().parse().unwrap(),
-        admin: admin.to_string().parse().unwrap(),
-        wasm: wasm_module().display().to_string(),
-        plugin_config: options.plugin_config.clone(),
-    }
-    .render()
-    .expect("test bootstrap renders");
+    let mut launch = Launch::generated(&options);
     assert_eq!(
-        bootstrap.matches(BOOTSTRAP_ROUTE_TIMEOUT).count(),
+        launch.bootstrap.matches(BOOTSTRAP_ROUTE_TIMEOUT).count(),
         1,
-        "the bootstrap's one route timeout:\n{bootstrap}"
+        "the bootstrap's one route timeout:\n{}",
+        launch.bootstrap
     );
-    let bootstrap = bootstrap.replace(
+    launch.bootstrap = launch.bootstrap.replace(
         BOOTSTRAP_ROUTE_TIMEOUT,
         &format!("timeout: {}s", timeout.as_secs_f64()),
     );
-    Envoy::start_bootstrap(
-        &Launch {
-            bootstrap,
-            listener,
-            admin,
-            args: Vec::new(),
-        },
-        &options,
-    )
+    Envoy::start_bootstrap(&launch, &options)
 }
