@@ -30,3 +30,13 @@ pub fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     std::fs::write(&path, contents).expect("temp file");
     path
 }
+
+/// The host's own count of filter failures (traps, a module that would not load), scraped
+/// from its exporter at `metrics`; 0 before the first.
+pub fn filter_failures(metrics: std::net::SocketAddr) -> f64 {
+    let text = crate::client::get(metrics, prompter_host::exporter::METRICS_PATH).text();
+    let name = format!("{}_total", prompter_host::exporter::FILTER_FAILURES);
+    prompter_host::testing::series::parse(&text)
+        .get(&name, &[])
+        .unwrap_or(0.0)
+}

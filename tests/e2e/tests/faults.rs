@@ -14,7 +14,7 @@ use prompter_e2e::lds::LdsEnvoy;
 use prompter_e2e::proxies::{Kind, Proxy, BOTH};
 use prompter_e2e::scenario::{assert_histograms_consistent, Expected, CREATE, ENSURE, ONE};
 use prompter_e2e::scrape::Series;
-use prompter_e2e::{client, counting_trap, host, scrape};
+use prompter_e2e::{counting_trap, host, scrape};
 use prompter_filter::catalog::{label, Metric};
 
 /// No health poll, no OpenAPI fetch: only the traffic a test sends reaches the upstream.
@@ -365,14 +365,6 @@ fn health_answers_500(proxy: &Proxy, upstream: &FaultyUpstream, want: &mut Expec
     health_fault(proxy, upstream, want, error);
 }
 
-fn host_failures(metrics: SocketAddr) -> f64 {
-    let text = client::get(metrics, prompter_host::exporter::METRICS_PATH).text();
-    let name = format!("{}_total", prompter_host::exporter::FILTER_FAILURES);
-    prompter_host::testing::series::parse(&text)
-        .get(&name, &[])
-        .unwrap_or(0.0)
-}
-
 /// Each instance traps on its second request and is replaced (two workers, eight requests:
 /// four traps); the counter it adds to before trapping never goes back in a scrape.
 #[test]
@@ -407,7 +399,7 @@ fn host_counters_never_go_back_when_a_trapping_instance_is_replaced() {
     );
     assert_eq!(scraped.last(), Some(&8.0), "{scraped:?}");
     assert_eq!(
-        host_failures(proxy.metrics),
+        host::filter_failures(proxy.metrics),
         4.0,
         "one trap per instance's second request"
     );

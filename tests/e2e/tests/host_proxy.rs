@@ -107,14 +107,6 @@ fn a_hung_upstream_times_out_with_a_504_that_the_filter_counts() {
     scrape::host_until_equal(proxy.metrics, &want.series());
 }
 
-fn failures(metrics: SocketAddr) -> f64 {
-    let text = get(metrics, prompter_host::exporter::METRICS_PATH).text();
-    let name = format!("{}_total", prompter_host::exporter::FILTER_FAILURES);
-    prompter_host::testing::series::parse(&text)
-        .get(&name, &[])
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn a_corrupt_module_fails_open_logged_and_counted() {
     let upstream = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -126,7 +118,7 @@ fn a_corrupt_module_fails_open_logged_and_counted() {
         200,
         "traffic keeps flowing"
     );
-    assert_eq!(failures(proxy.metrics), 1.0);
+    assert_eq!(host::filter_failures(proxy.metrics), 1.0);
     assert!(
         proxy
             .shared
@@ -169,7 +161,7 @@ fn a_filter_that_traps_mid_request_fails_open_or_closed_as_configured() {
         );
     }
     assert_eq!(
-        failures(proxy.metrics),
+        host::filter_failures(proxy.metrics),
         3.0,
         "each trap counted (a fresh instance each time)"
     );
