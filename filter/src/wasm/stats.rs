@@ -151,12 +151,16 @@ impl StatSink for EnvoyStats {
         let Some(&histogram) = self.histogram_slots.get(series) else {
             return;
         };
-        // The cumulative buckets from `first` on, and `_count` (the last slot).
-        let len = self.histograms.get(histogram).map_or(0, Vec::len);
-        for k in first..len {
-            if let Some(&slot) = self.histograms.get(histogram).and_then(|s| s.get(k)) {
-                self.add_to_slot(slot, 1);
-            }
+        // The cumulative buckets from `first` on, and `_count` (the last slot). The list is
+        // lent out while the counters change, and put back: no copy per observation.
+        let Some(slots) = self.histograms.get_mut(histogram).map(std::mem::take) else {
+            return;
+        };
+        for &slot in slots.get(first..).unwrap_or_default() {
+            self.add_to_slot(slot, 1);
+        }
+        if let Some(lent) = self.histograms.get_mut(histogram) {
+            *lent = slots;
         }
     }
 
