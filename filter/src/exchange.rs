@@ -188,28 +188,31 @@ impl Exchange {
         }
     }
 
-    /// True when the response body carries fields the metrics need.
-    pub fn wants_response_body(&self) -> bool {
-        self.response.is_some()
-    }
-
     pub fn response_body(&mut self, config: &Config, chunk: &[u8]) {
-        self.response_body_part(config, chunk, chunk.len());
+        self.response_chunk(config, chunk.len(), |range| chunk.get(range));
     }
 
-    /// The bytes of a `len`-byte response chunk to read next when its first `done` bytes are
-    /// dealt with (`None`: no more): all of them, in steps, but for the middle of a long JSON
-    /// value nobody asked for, and nothing on routes that need no body.
-    pub fn response_next_read(&self, done: usize, len: usize) -> Option<Range<usize>> {
-        self.response.as_ref()?.next_read(done, len)
-    }
-
-    /// The bytes [`response_next_read`](Self::response_next_read) asked for, the last of the
-    /// `span` bytes that followed the previous read.
-    pub fn response_body_part(&mut self, config: &Config, part: &[u8], span: usize) {
+    /// A `len`-byte response chunk, of which only the parts the exchange needs are copied out
+    /// through `read` (a range of the chunk → its bytes): none on routes that need no body,
+    /// the whole chunk in steps, but only its end while a long JSON value nobody asked for is
+    /// skipped (see [`crate::tail`]).
+    pub fn response_chunk<B: AsRef<[u8]>>(
+        &mut self,
+        config: &Config,
+        len: usize,
+        mut read: impl FnMut(Range<usize>) -> Option<B>,
+    ) {
         let fields = self.response_fields(config);
-        if let Some(scanner) = &mut self.response {
-            scanner.feed(fields, part, span);
+        let Some(scanner) = &mut self.response else {
+            return;
+        };
+        let mut done = 0;
+        while let Some(range) = scanner.next_read(done, len) {
+            // The bytes between the previous read and this one are skipped, unread.
+            let span = range.end - done;
+            done = range.end;
+            let part = read(range);
+            scanner.feed(fields, part.as_ref().map_or(&[], AsRef::as_ref), span);
         }
     }
 

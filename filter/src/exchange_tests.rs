@@ -585,8 +585,15 @@ fn only_routes_that_need_a_body_read_one() {
     let mut probe = Exchange::start(&config, Some("POST"), Some(ENSURE), 0);
     assert!(probe.wants_request_body());
     probe.response_headers(Some("200"), None);
-    assert!(probe.wants_response_body());
+    let mut asked = Vec::new();
+    probe.response_chunk(&config, 100, |range| {
+        asked.push((range.start, range.end));
+        None::<&[u8]>
+    });
+    assert_eq!(asked, [(0, 100)]);
     let mut plain = Exchange::start(&config, Some("POST"), Some("/api/prompt-templates"), 0);
     plain.response_headers(Some("201"), None);
-    assert!(!plain.wants_response_body());
+    plain.response_chunk(&config, 100, |range| -> Option<&[u8]> {
+        panic!("{range:?} read on a route that needs no body")
+    });
 }

@@ -85,22 +85,17 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        // Only what the exchange reads is copied into the VM: nothing on routes that need no
-        // body, the chunk's end while a long value is skipped.
-        let mut done = 0;
-        while let Some(range) = self
-            .exchange
-            .as_ref()
-            .and_then(|e| e.response_next_read(done, body_size))
-        {
-            let part = self
-                .get_http_response_body(range.start, range.len())
-                .unwrap_or_default();
-            let span = range.end - done;
-            done = range.end;
-            if let Some(exchange) = &mut self.exchange {
-                exchange.response_body_part(&self.shared.config, &part, span);
-            }
+        if let Some(exchange) = &mut self.exchange {
+            // Only what the exchange reads is copied into the VM.
+            exchange.response_chunk(&self.shared.config, body_size, |range| {
+                proxy_wasm::hostcalls::get_buffer(
+                    proxy_wasm::types::BufferType::HttpResponseBody,
+                    range.start,
+                    range.len(),
+                )
+                .ok()
+                .flatten()
+            });
         }
         Action::Continue
     }
