@@ -1,12 +1,13 @@
 //! Metric events and how they become stat-name updates.
 //!
-//! An [`Event`] names a catalog metric and its label values. [`record`] turns it into updates
-//! of tag-encoded stats: a histogram observation becomes cumulative `_bucket{le}` counters and
+//! An [`Event`] names a catalog metric and its label values. A [`Recorder`] turns it into
+//! updates of tag-encoded stats: a histogram observation becomes cumulative `_bucket{le}` counters and
 //! a `_count` counter, because a proxy-wasm histogram records integers and Envoy would export
 //! its buckets in that unit, never in seconds.
 
 use crate::catalog::{label, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX};
 use crate::config::{Buckets, Config};
+use crate::series_cache::SeriesCache;
 use crate::stat_name;
 
 /// Label values of one series, in the order of the metric's catalog label keys.
@@ -26,84 +27,152 @@ pub enum Event<'a> {
     Set(Series<'a>, u64),
 }
 
-/// Where stat updates go: Envoy's stats through proxy-wasm, or a test's map.
+/// Where stat updates go: Envoy's stats through proxy-wasm, or a test's map. A stat is
+/// resolved by name once (defined at 0, so that a histogram's empty buckets are exported as
+/// 0 like the in-app module does) to a handle; updates name the handle.
 pub trait StatSink {
-    /// Adds `delta` to the counter `name`, defining it first if needed (a `delta` of 0 only
-    /// defines it, so that a histogram's empty buckets are exported as 0 like the in-app
-    /// module does).
-    fn add(&mut self, name: &str, delta: u64);
-    /// Sets the gauge `name`.
-    fn set(&mut self, name: &str, value: u64);
-    /// Records one observation, in nanoseconds, in the histogram `name` (the catalog name,
-    /// without suffix). Only for hosts that said they export real histograms in seconds
+    /// The handle of the counter `name`; `None` when the host refused to define it.
+    fn counter(&mut self, name: &str) -> Option<u32>;
+    /// The handle of the gauge `name`.
+    fn gauge(&mut self, name: &str) -> Option<u32>;
+    /// The handle of the native histogram `name` (the catalog name, without suffix), which
+    /// records nanoseconds. Only for hosts that said they export real histograms in seconds
     /// (`_sum` included); see [`crate::config::VmOptions`].
-    fn observe(&mut self, name: &str, nanos: u64);
+    fn histogram(&mut self, name: &str) -> Option<u32>;
+    fn add(&mut self, counter: u32, delta: u64);
+    fn set(&mut self, gauge: u32, value: u64);
+    fn observe(&mut self, histogram: u32, nanos: u64);
+}
 
-    /// One observation of a histogram kept as counters: +1 on the bucket counters from
-    /// `first` on and on the `_count` counter (all of them defined). `series` identifies the
-    /// histogram series (its encoded name without `le`); `name(i, out)` writes the stat name
-    /// of bucket `i`, or of `_count` for `i == buckets`. A sink that caches per `series` can
-    /// skip building the names on every observation.
-    fn add_buckets(
-        &mut self,
-        series: &str,
-        buckets: usize,
-        first: usize,
-        name: &mut dyn FnMut(usize, &mut String),
-    ) {
-        let _ = series;
-        let mut scratch = String::new();
-        for i in 0..=buckets {
-            scratch.clear();
-            name(i, &mut scratch);
-            self.add(&scratch, u64::from(i >= first));
+/// What one series became in the sink.
+#[derive(Debug)]
+enum Resolved {
+    Counter(u32),
+    Gauge(u32),
+    /// A histogram kept as counters: the cumulative `_bucket{le}` counters in bound order,
+    /// then `_count`; and the native histogram when the host takes one.
+    Histogram {
+        counters: Box<[u32]>,
+        native: Option<u32>,
+    },
+}
+
+/// Turns events into stat updates. Each series is resolved to its sink handles once and
+/// cached ([`SeriesCache`]): an event then costs a hash of its label values and one update
+/// per stat, with no stat name built.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    series: SeriesCache<Resolved>,
+    scratch: String,
+}
+
+impl Recorder {
+    /// Applies one event to `sink`.
+    pub fn record(&mut self, config: &Config, event: Event<'_>, sink: &mut impl StatSink) {
+        let series = event.series();
+        debug_assert_eq!(
+            series.metric.def().labels.len(),
+            series.values.len(),
+            "{:?}",
+            series.metric
+        );
+        let resolved = match self.series.get(&series) {
+            Some(resolved) => resolved,
+            None => {
+                // A refused definition is logged by the sink; the event is dropped and the
+                // series tried again next time.
+                let Some(resolved) = resolve(config, &series, &mut self.scratch, sink) else {
+                    return;
+                };
+                self.series.insert(&series, resolved)
+            }
+        };
+        match (event, resolved) {
+            (Event::Count(_), Resolved::Counter(counter)) => sink.add(*counter, 1),
+            (Event::Set(_, value), Resolved::Gauge(gauge)) => sink.set(*gauge, value),
+            (Event::Observe(_, nanos), Resolved::Histogram { counters, native }) => {
+                let first = buckets_of(config, series.metric).first_bucket(nanos as f64 / 1e9);
+                for counter in counters.get(first..).unwrap_or_default() {
+                    sink.add(*counter, 1);
+                }
+                if let Some(histogram) = native {
+                    sink.observe(*histogram, nanos);
+                }
+            }
+            // The kind of a series is its metric's: an event of another kind is a bug in the
+            // exchange, and counts nothing rather than the wrong stat.
+            _ => debug_assert!(false, "{event:?} does not fit its metric's kind"),
+        }
+    }
+
+    /// How many series have been resolved.
+    pub fn series(&self) -> usize {
+        self.series.len()
+    }
+}
+
+impl Event<'_> {
+    fn series(&self) -> Series<'_> {
+        match *self {
+            Event::Count(s) | Event::Observe(s, _) | Event::Set(s, _) => s,
         }
     }
 }
 
-/// Applies one event to `sink`. `scratch` is reused between calls to build stat names.
-pub fn record(config: &Config, event: Event<'_>, scratch: &mut String, sink: &mut impl StatSink) {
-    let (series, labels) = match event {
-        Event::Count(s) | Event::Observe(s, _) | Event::Set(s, _) => (s, s.metric.def().labels),
-    };
-    debug_assert_eq!(labels.len(), series.values.len(), "{:?}", series.metric);
+/// Builds the stat names of a series and resolves them in `sink`.
+fn resolve(
+    config: &Config,
+    series: &Series<'_>,
+    scratch: &mut String,
+    sink: &mut impl StatSink,
+) -> Option<Resolved> {
+    let labels = series.metric.def().labels;
     let mut pairs: [(&str, &str); 6] = [("", ""); 6];
     let n = labels.len().min(series.values.len()).min(pairs.len() - 1);
     for i in 0..n {
         pairs[i] = (labels[i], series.values[i]);
     }
     let name = series.metric.name();
-    match event {
-        Event::Count(_) => {
-            encode(scratch, name, "", &pairs[..n]);
-            sink.add(scratch, 1);
-        }
-        Event::Set(_, value) => {
-            encode(scratch, name, "", &pairs[..n]);
-            sink.set(scratch, value);
-        }
-        Event::Observe(_, nanos) => {
-            debug_assert_eq!(series.metric.kind(), MetricKind::Histogram);
+    match series.metric.kind() {
+        MetricKind::Counter => sink
+            .counter(encode(scratch, name, &pairs[..n], ""))
+            .map(Resolved::Counter),
+        MetricKind::Gauge => sink
+            .gauge(encode(scratch, name, &pairs[..n], ""))
+            .map(Resolved::Gauge),
+        MetricKind::Histogram => {
             let buckets = buckets_of(config, series.metric);
-            let first = buckets.first_bucket(nanos as f64 / 1e9);
-            encode(scratch, name, "", &pairs[..n]);
-            let count = buckets.labels.len();
-            sink.add_buckets(scratch, count, first, &mut |i, out| {
-                if let Some(le) = buckets.labels.get(i) {
-                    let mut with_le = pairs;
-                    with_le[n] = (label::LE, le);
-                    stat_name::encode_into(out, name, &with_le[..=n]);
-                    out.push_str(BUCKET_SUFFIX);
-                } else {
-                    stat_name::encode_into(out, name, &pairs[..n]);
-                    out.push_str(COUNT_SUFFIX);
-                }
-            });
-            if config.native_histograms {
-                sink.observe(scratch, nanos);
+            let mut counters = Vec::with_capacity(buckets.labels.len() + 1);
+            for le in &buckets.labels {
+                let mut with_le = pairs;
+                with_le[n] = (label::LE, le);
+                counters.push(sink.counter(encode(
+                    scratch,
+                    name,
+                    &with_le[..=n],
+                    BUCKET_SUFFIX,
+                ))?);
             }
+            counters.push(sink.counter(encode(scratch, name, &pairs[..n], COUNT_SUFFIX))?);
+            let native = if config.native_histograms {
+                Some(sink.histogram(encode(scratch, name, &pairs[..n], ""))?)
+            } else {
+                None
+            };
+            Some(Resolved::Histogram {
+                counters: counters.into_boxed_slice(),
+                native,
+            })
         }
     }
+}
+
+/// The stat name of a series' stat, built in `out`.
+fn encode<'s>(out: &'s mut String, name: &str, labels: &[(&str, &str)], suffix: &str) -> &'s str {
+    out.clear();
+    stat_name::encode_into(out, name, labels);
+    out.push_str(suffix);
+    out
 }
 
 fn buckets_of(config: &Config, metric: Metric) -> &Buckets {
@@ -113,30 +182,51 @@ fn buckets_of(config: &Config, metric: Metric) -> &Buckets {
     }
 }
 
-fn encode(out: &mut String, name: &str, suffix: &str, labels: &[(&str, &str)]) {
-    out.clear();
-    stat_name::encode_into(out, name, labels);
-    out.push_str(suffix);
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// A sink that keeps every stat in a map, as Envoy's stat store would.
+    /// A sink that keeps every stat in a map, as Envoy's stat store would: counters and
+    /// gauges by name, native histogram observations in order; a handle is an index into
+    /// the names.
     #[derive(Debug, Default)]
-    pub(crate) struct MapSink(pub BTreeMap<String, u64>, pub Vec<(String, u64)>);
+    pub(crate) struct MapSink {
+        pub stats: BTreeMap<String, u64>,
+        pub observed: Vec<(String, u64)>,
+        names: Vec<String>,
+    }
+
+    impl MapSink {
+        fn define(&mut self, name: &str) -> Option<u32> {
+            self.stats.entry(name.to_string()).or_default();
+            self.names.push(name.to_string());
+            u32::try_from(self.names.len() - 1).ok()
+        }
+        fn name(&self, handle: u32) -> String {
+            self.names[handle as usize].clone()
+        }
+    }
 
     impl StatSink for MapSink {
-        fn add(&mut self, name: &str, delta: u64) {
-            *self.0.entry(name.to_string()).or_default() += delta;
+        fn counter(&mut self, name: &str) -> Option<u32> {
+            self.define(name)
         }
-        fn set(&mut self, name: &str, value: u64) {
-            self.0.insert(name.to_string(), value);
+        fn gauge(&mut self, name: &str) -> Option<u32> {
+            self.define(name)
         }
-        fn observe(&mut self, name: &str, nanos: u64) {
-            self.1.push((name.to_string(), nanos));
+        fn histogram(&mut self, name: &str) -> Option<u32> {
+            self.names.push(name.to_string());
+            u32::try_from(self.names.len() - 1).ok()
+        }
+        fn add(&mut self, counter: u32, delta: u64) {
+            *self.stats.entry(self.name(counter)).or_default() += delta;
+        }
+        fn set(&mut self, gauge: u32, value: u64) {
+            self.stats.insert(self.name(gauge), value);
+        }
+        fn observe(&mut self, histogram: u32, nanos: u64) {
+            self.observed.push((self.name(histogram), nanos));
         }
     }
 
@@ -144,87 +234,126 @@ pub(crate) mod tests {
     fn an_observation_fills_cumulative_buckets_and_the_count() {
         let mut config = Config::parse(b"", |_| None).unwrap();
         let mut sink = MapSink::default();
-        let mut scratch = String::new();
+        let mut recorder = Recorder::default();
         let series = Series {
             metric: Metric::EnsureVersionSeconds,
             values: &["prompter-api", "dev", "openai"],
         };
-        record(
-            &config,
-            Event::Observe(series, 300_000_000),
-            &mut scratch,
-            &mut sink,
-        );
-        record(
-            &config,
-            Event::Observe(series, 10_000_000),
-            &mut scratch,
-            &mut sink,
-        );
+        recorder.record(&config, Event::Observe(series, 300_000_000), &mut sink);
+        recorder.record(&config, Event::Observe(series, 10_000_000), &mut sink);
         let prefix = "service=.=prompter-api;.;env=.=dev;.;provider=.=openai;.;";
-        let bucket = |le: &str| {
-            sink.0[&format!("{prefix}le=.={le};.;prompter_ensure_version_seconds_bucket")]
+        let bucket = |sink: &MapSink, le: &str| {
+            sink.stats[&format!("{prefix}le=.={le};.;prompter_ensure_version_seconds_bucket")]
         };
-        assert_eq!(bucket("0.005"), 0);
-        assert_eq!(bucket("0.01"), 1);
-        assert_eq!(bucket("0.25"), 1);
-        assert_eq!(bucket("0.5"), 2);
-        assert_eq!(bucket("+Inf"), 2);
+        assert_eq!(bucket(&sink, "0.005"), 0);
+        assert_eq!(bucket(&sink, "0.01"), 1);
+        assert_eq!(bucket(&sink, "0.25"), 1);
+        assert_eq!(bucket(&sink, "0.5"), 2);
+        assert_eq!(bucket(&sink, "+Inf"), 2);
         assert_eq!(
-            sink.0[&format!("{prefix}prompter_ensure_version_seconds_count")],
+            sink.stats[&format!("{prefix}prompter_ensure_version_seconds_count")],
             2
         );
-        assert_eq!(sink.0.len(), 16);
+        assert_eq!(sink.stats.len(), 16);
         assert!(
-            sink.1.is_empty(),
+            sink.observed.is_empty(),
             "no native histogram unless the host takes them"
         );
+
         config.native_histograms = true;
-        sink.0.clear();
-        record(
-            &config,
-            Event::Observe(series, 300_000_000),
-            &mut scratch,
-            &mut sink,
-        );
-        record(
-            &config,
-            Event::Observe(series, 10_000_000),
-            &mut scratch,
-            &mut sink,
-        );
+        let mut sink = MapSink::default();
+        let mut recorder = Recorder::default();
+        recorder.record(&config, Event::Observe(series, 300_000_000), &mut sink);
+        recorder.record(&config, Event::Observe(series, 10_000_000), &mut sink);
         let native = format!("{prefix}prompter_ensure_version_seconds");
         assert_eq!(
-            sink.1,
+            sink.observed,
             vec![(native.clone(), 300_000_000), (native, 10_000_000)]
         );
+        assert_eq!(bucket(&sink, "0.5"), 2, "the buckets are kept too");
     }
 
     #[test]
     fn counters_and_gauges_are_single_stats() {
         let config = Config::parse(b"", |_| None).unwrap();
         let mut sink = MapSink::default();
-        let mut scratch = String::new();
+        let mut recorder = Recorder::default();
         let values = ["prompter-api", "dev"];
         let series = Series {
             metric: Metric::RedisUp,
             values: &values,
         };
-        record(&config, Event::Set(series, 1), &mut scratch, &mut sink);
-        record(&config, Event::Set(series, 0), &mut scratch, &mut sink);
+        recorder.record(&config, Event::Set(series, 1), &mut sink);
+        recorder.record(&config, Event::Set(series, 0), &mut sink);
         let series = Series {
             metric: Metric::ResultsInsert,
             values: &values,
         };
-        record(&config, Event::Count(series), &mut scratch, &mut sink);
-        record(&config, Event::Count(series), &mut scratch, &mut sink);
+        recorder.record(&config, Event::Count(series), &mut sink);
+        recorder.record(&config, Event::Count(series), &mut sink);
         assert_eq!(
-            sink.0["service=.=prompter-api;.;env=.=dev;.;prompter_redis_up"],
+            sink.stats["service=.=prompter-api;.;env=.=dev;.;prompter_redis_up"],
             0
         );
         assert_eq!(
-            sink.0["service=.=prompter-api;.;env=.=dev;.;prompter_prompt_results_insert_total"],
+            sink.stats["service=.=prompter-api;.;env=.=dev;.;prompter_prompt_results_insert_total"],
             2
         );
+        assert_eq!(recorder.series(), 2);
+    }
+
+    #[test]
+    fn each_series_is_resolved_once_and_a_refused_one_is_tried_again() {
+        /// Refuses the first definition it is asked for, then counts definitions.
+        #[derive(Default)]
+        struct Refusing {
+            inner: MapSink,
+            definitions: usize,
+        }
+        impl StatSink for Refusing {
+            fn counter(&mut self, name: &str) -> Option<u32> {
+                self.definitions += 1;
+                (self.definitions > 1).then(|| self.inner.counter(name))?
+            }
+            fn gauge(&mut self, name: &str) -> Option<u32> {
+                self.counter(name)
+            }
+            fn histogram(&mut self, name: &str) -> Option<u32> {
+                self.counter(name)
+            }
+            fn add(&mut self, counter: u32, delta: u64) {
+                self.inner.add(counter, delta)
+            }
+            fn set(&mut self, gauge: u32, value: u64) {
+                self.inner.set(gauge, value)
+            }
+            fn observe(&mut self, histogram: u32, nanos: u64) {
+                self.inner.observe(histogram, nanos)
+            }
+        }
+        let config = Config::parse(b"", |_| None).unwrap();
+        let mut sink = Refusing::default();
+        let mut recorder = Recorder::default();
+        let series = Series {
+            metric: Metric::ResultsInsert,
+            values: &["prompter-api", "dev"],
+        };
+        for _ in 0..3 {
+            recorder.record(&config, Event::Count(series), &mut sink);
+        }
+        let name = "service=.=prompter-api;.;env=.=dev;.;prompter_prompt_results_insert_total";
+        assert_eq!(sink.inner.stats[name], 2, "the refused event is dropped");
+        assert_eq!(
+            sink.definitions, 2,
+            "defined again after the refusal, then cached"
+        );
+        // Label values that concatenate alike are other series.
+        let other = Series {
+            metric: Metric::ResultsInsert,
+            values: &["prompter-apid", "ev"],
+        };
+        recorder.record(&config, Event::Count(other), &mut sink);
+        assert_eq!(sink.definitions, 3);
+        assert_eq!(sink.inner.stats[name], 2);
     }
 }

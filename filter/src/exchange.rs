@@ -129,7 +129,7 @@ impl Exchange {
             Role::Probe
         } else if is(&config.run) {
             Role::Run
-        } else if path.split(['?', '#']).next() == Some(config.health.path.as_str()) {
+        } else if crate::routes::without_query(path) == config.health.path {
             Role::Health
         } else {
             Role::Plain
@@ -239,8 +239,11 @@ impl Exchange {
             (None, Some(id)) => config.routes.template(id),
             (None, None) => UNMATCHED,
         };
-        let status_text = self.status.map(|s| s.to_string());
-        let status = status_text.as_deref().unwrap_or(labels::NO_STATUS);
+        let digits = self.status.map(labels::status_digits);
+        let status = digits
+            .as_ref()
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .unwrap_or(labels::NO_STATUS);
         let (service, env) = (config.service.as_str(), config.env.as_str());
         let class = self.status.map(|s| s / 100);
 

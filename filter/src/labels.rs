@@ -55,6 +55,13 @@ pub fn status(raw: Option<&str>) -> Option<u16> {
     raw.parse::<u16>().ok().filter(|s| (100..=599).contains(s))
 }
 
+/// The label text of a status from [`status`] (three digits), without the formatting
+/// machinery or an allocation per request.
+pub fn status_digits(code: u16) -> [u8; 3] {
+    let digit = |n: u16| b'0' + (n % 10) as u8;
+    [digit(code / 100), digit(code / 10), digit(code)]
+}
+
 /// Bounds on the provider and model label values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelBounds {

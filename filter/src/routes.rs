@@ -96,10 +96,16 @@ impl RouteTable {
     /// Like [`find`](Self::find), with the number of literal segments of the template found,
     /// so that a match in another table can be weighed against it.
     pub fn find_ranked(&self, path: &str) -> Option<(RouteId, usize)> {
-        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let rest = without_query(path).strip_prefix('/')?;
+        // Only templates with as many segments as the path can match: counting them once
+        // spares splitting the path for every other template.
+        let segments = memchr::memchr_iter(b'/', rest.as_bytes()).count() + 1;
         let mut best: Option<(usize, usize)> = None;
         for (index, template) in self.templates.iter().enumerate() {
-            if matches(template, path) && best.is_none_or(|(_, lits)| template.literals > lits) {
+            if template.segments.len() == segments
+                && best.is_none_or(|(_, lits)| template.literals > lits)
+                && matches(template, rest)
+            {
                 best = Some((index, template.literals));
             }
         }
@@ -147,19 +153,24 @@ fn parse_template(text: &str) -> Result<Template, String> {
     })
 }
 
-fn matches(template: &Template, path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    let mut parts = rest.split('/');
-    for segment in &template.segments {
-        match (segment, parts.next()) {
-            (Segment::Literal(lit), Some(part)) if lit == part => {}
-            (Segment::Param, Some(part)) if !part.is_empty() => {}
-            _ => return false,
-        }
+/// The path without its query string or fragment.
+pub fn without_query(path: &str) -> &str {
+    match memchr::memchr2(b'?', b'#', path.as_bytes()) {
+        Some(end) => &path[..end],
+        None => path,
     }
-    parts.next().is_none()
+}
+
+/// `rest` is a path after its leading `/`, with as many segments as the template.
+fn matches(template: &Template, rest: &str) -> bool {
+    template
+        .segments
+        .iter()
+        .zip(rest.split('/'))
+        .all(|(segment, part)| match segment {
+            Segment::Literal(literal) => literal == part,
+            Segment::Param => !part.is_empty(),
+        })
 }
 
 #[cfg(test)]

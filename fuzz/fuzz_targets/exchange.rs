@@ -11,7 +11,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use prompter_filter::catalog::{label, Metric};
 use prompter_filter::config::Config;
-use prompter_filter::events::{self, Event, StatSink};
+use prompter_filter::events::{Event, Recorder, StatSink};
 use prompter_filter::exchange::Exchange;
 use prompter_filter::labels::{self, is_clean, ModelLabels};
 use prompter_filter::openapi;
@@ -165,29 +165,38 @@ fn check_value(config: &Config, learned: &RouteTable, key: &str, value: &str) {
     assert!(allowed, "{key}={value:?}");
 }
 
-/// A sink that decodes every stat name it is given (each distinct name once: the regexes
-/// are the slow part of an execution).
+/// A sink that decodes every stat name it is asked to define (each distinct name once: the
+/// regexes are the slow part of an execution). Updates go nowhere.
 struct DecodingSink<'a>(&'a mut HashSet<String>);
 
+impl DecodingSink<'_> {
+    fn check(&mut self, name: &str) -> Option<u32> {
+        if !self.0.contains(name) {
+            if self.0.len() > 100_000 {
+                self.0.clear();
+            }
+            self.0.insert(name.to_string());
+            let decoded = stat_name::decode(name).expect("decodes");
+            let labels = decoded.labels.clone();
+            prompter_filter_fuzz::assert_round_trip(name, decoded.series, &labels);
+        }
+        Some(0)
+    }
+}
+
 impl StatSink for DecodingSink<'_> {
-    fn add(&mut self, name: &str, _delta: u64) {
-        if self.0.contains(name) {
-            return;
-        }
-        if self.0.len() > 100_000 {
-            self.0.clear();
-        }
-        self.0.insert(name.to_string());
-        let decoded = stat_name::decode(name).expect("decodes");
-        let labels = decoded.labels.clone();
-        prompter_filter_fuzz::assert_round_trip(name, decoded.series, &labels);
+    fn counter(&mut self, name: &str) -> Option<u32> {
+        self.check(name)
     }
-    fn set(&mut self, name: &str, value: u64) {
-        self.add(name, value);
+    fn gauge(&mut self, name: &str) -> Option<u32> {
+        self.check(name)
     }
-    fn observe(&mut self, name: &str, nanos: u64) {
-        self.add(name, nanos);
+    fn histogram(&mut self, name: &str) -> Option<u32> {
+        self.check(name)
     }
+    fn add(&mut self, _counter: u32, _delta: u64) {}
+    fn set(&mut self, _gauge: u32, _value: u64) {}
+    fn observe(&mut self, _histogram: u32, _nanos: u64) {}
 }
 
 /// Stat names already read back, kept across executions.
@@ -198,7 +207,7 @@ fuzz_target!(|input: Input| {
     let learned = openapi::learn(&input.learned, &config.routes).table;
     let mut models = ModelLabels::default();
     let mut models_seen: HashMap<String, HashSet<String>> = HashMap::new();
-    let mut scratch = String::new();
+    let mut recorder = Recorder::default();
     let mut guard = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
     let checked = guard.get_or_insert_with(HashSet::new);
     for call in input.calls {
@@ -230,7 +239,7 @@ fuzz_target!(|input: Input| {
                     .or_default()
                     .insert(series.values[3].to_string());
             }
-            events::record(config, event, &mut scratch, &mut DecodingSink(checked));
+            recorder.record(config, event, &mut DecodingSink(checked));
         });
     }
     // Each provider keeps its model budget, plus `other` and `unknown`.

@@ -2,13 +2,15 @@
 //! [`Exchange`] and records its events when Envoy logs the stream. It never pauses or
 //! changes the traffic.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, MapType};
 
 use super::root::Shared;
 use crate::exchange::Exchange;
+use crate::header_map;
 
 pub struct RequestMetrics {
     shared: Rc<Shared>,
@@ -31,15 +33,24 @@ impl RequestMetrics {
 impl Context for RequestMetrics {}
 
 /// Header bytes as text. The SDK's `String` getters panic on bytes that are not UTF-8; odd
-/// bytes only ever lead to `other`/`unmatched`/`0` labels, so a lossy copy is enough.
+/// bytes only ever lead to `other`/`unmatched`/`0` labels, so a lossy copy is enough (and
+/// valid text, the common case, keeps its buffer).
 fn lossy(bytes: Option<Vec<u8>>) -> Option<String> {
-    bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+    bytes.map(|b| {
+        String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    })
+}
+
+/// [`lossy`] for a value read in place: valid text is borrowed.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }
 
 impl HttpContext for RequestMetrics {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let method = lossy(self.get_http_request_header_bytes(":method"));
-        let path = lossy(self.get_http_request_header_bytes(":path"));
+        let map = super::header_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let [method, path] = header_map::find(&map, [":method", ":path"]);
+        let (method, path) = (method.map(text), path.map(text));
         let exchange = Exchange::start_with(
             &self.shared.config,
             &self.shared.learned.borrow(),

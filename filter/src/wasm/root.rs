@@ -13,7 +13,7 @@ use super::http::RequestMetrics;
 use super::openapi::RouteLearner;
 use super::stats::EnvoyStats;
 use crate::config::{Config, VmOptions};
-use crate::events::{self, Event};
+use crate::events::{Event, Recorder};
 use crate::labels::ModelLabels;
 use crate::routes::RouteTable;
 
@@ -25,19 +25,15 @@ pub struct Shared {
     pub models: RefCell<ModelLabels>,
     /// Routes learned from the OpenAPI document, beside `config.routes`.
     pub learned: RefCell<RouteTable>,
-    scratch: RefCell<String>,
+    recorder: RefCell<Recorder>,
 }
 
 impl Shared {
     /// Applies one event to Envoy's stats.
     pub fn record(&self, event: Event<'_>) {
-        let mut scratch = self.scratch.borrow_mut();
-        events::record(
-            &self.config,
-            event,
-            &mut scratch,
-            &mut *self.stats.borrow_mut(),
-        );
+        self.recorder
+            .borrow_mut()
+            .record(&self.config, event, &mut *self.stats.borrow_mut());
     }
 }
 
@@ -143,7 +139,7 @@ impl RootContext for PluginRoot {
             stats: RefCell::new(EnvoyStats::new(!self.vm.stats_flush.is_zero())),
             models: RefCell::default(),
             learned: RefCell::default(),
-            scratch: RefCell::default(),
+            recorder: RefCell::default(),
         });
         if shared.config.openapi.is_some() {
             self.openapi = Some(RouteLearner::new());

@@ -1,0 +1,151 @@
+//! A map from a series (a metric and its label values) to whatever a sink resolved for it,
+//! looked up without building the series' stat name.
+//!
+//! A stat name is ~100 bytes of encoded labels; building, hashing and comparing one per event
+//! was most of the cost of recording a request. The label values themselves are a few short
+//! strings: they are hashed in place, and a hit compares them against the stored copy. A miss
+//! (a series seen for the first time) is the only path that allocates.
+
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::catalog::Metric;
+use crate::events::Series;
+
+#[derive(Debug)]
+struct Entry<V> {
+    metric: Metric,
+    values: Box<[Box<str>]>,
+    value: V,
+    /// The next entry whose key has the same hash (a collision chain, almost always empty).
+    next: Option<usize>,
+}
+
+impl<V> Entry<V> {
+    fn holds(&self, series: &Series<'_>) -> bool {
+        self.metric == series.metric
+            && self.values.len() == series.values.len()
+            && self
+                .values
+                .iter()
+                .zip(series.values)
+                .all(|(stored, value)| **stored == **value)
+    }
+}
+
+#[derive(Debug)]
+pub struct SeriesCache<V> {
+    /// Hash of a series → its first entry.
+    heads: FxHashMap<u64, usize>,
+    entries: Vec<Entry<V>>,
+}
+
+impl<V> Default for SeriesCache<V> {
+    fn default() -> Self {
+        SeriesCache {
+            heads: FxHashMap::default(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+fn hash(series: &Series<'_>) -> u64 {
+    let mut hasher = FxHasher::default();
+    series.metric.hash(&mut hasher);
+    for value in series.values {
+        hasher.write(value.as_bytes());
+        // Keeps ["ab", "c"] and ["a", "bc"] apart (no label value holds this byte).
+        hasher.write_u8(0xff);
+    }
+    hasher.finish()
+}
+
+impl<V> SeriesCache<V> {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, series: &Series<'_>) -> Option<&V> {
+        let mut at = self.heads.get(&hash(series)).copied();
+        while let Some(index) = at {
+            let entry = &self.entries[index];
+            if entry.holds(series) {
+                return Some(&entry.value);
+            }
+            at = entry.next;
+        }
+        None
+    }
+
+    /// Stores `value` for `series` (which [`get`](Self::get) did not find) and returns it.
+    pub fn insert(&mut self, series: &Series<'_>, value: V) -> &V {
+        let index = self.entries.len();
+        let next = self.heads.insert(hash(series), index);
+        self.entries.push(Entry {
+            metric: series.metric,
+            values: series.values.iter().map(|v| Box::from(*v)).collect(),
+            value,
+            next,
+        });
+        &self.entries[index].value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series<'a>(metric: Metric, values: &'a [&'a str]) -> Series<'a> {
+        Series { metric, values }
+    }
+
+    #[test]
+    fn a_series_is_found_by_its_metric_and_every_value() {
+        let mut cache = SeriesCache::default();
+        cache.insert(&series(Metric::ResultsInsert, &["api", "dev"]), 1);
+        cache.insert(&series(Metric::RedisUp, &["api", "dev"]), 2);
+        cache.insert(&series(Metric::ResultsInsert, &["api", "prod"]), 3);
+        assert_eq!(
+            cache.get(&series(Metric::ResultsInsert, &["api", "dev"])),
+            Some(&1)
+        );
+        assert_eq!(
+            cache.get(&series(Metric::RedisUp, &["api", "dev"])),
+            Some(&2)
+        );
+        assert_eq!(
+            cache.get(&series(Metric::ResultsInsert, &["api", "prod"])),
+            Some(&3)
+        );
+        assert_eq!(
+            cache.get(&series(Metric::ResultsInsert, &["apid", "ev"])),
+            None
+        );
+        assert_eq!(cache.get(&series(Metric::ResultsInsert, &["api"])), None);
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn colliding_hashes_keep_both_series() {
+        // Force a collision: chain a second entry behind the first one's hash.
+        let mut cache = SeriesCache::default();
+        let first = series(Metric::ResultsInsert, &["a", "b"]);
+        let second = series(Metric::ResultsInsert, &["c", "d"]);
+        cache.insert(&first, "first");
+        cache.entries.push(Entry {
+            metric: second.metric,
+            values: Box::new([Box::from("c"), Box::from("d")]),
+            value: "second",
+            next: Some(0),
+        });
+        cache.heads.insert(hash(&first), 1);
+        assert_eq!(cache.get(&first), Some(&"first"));
+        cache.heads.insert(hash(&second), 1);
+        assert_eq!(cache.get(&second), Some(&"second"));
+    }
+}
