@@ -3,7 +3,7 @@
 
 Usage: report.py RESULTS COMMANDS CRITERION_DIR
 
-RESULTS has one measurement per line (`load`, `stream`, `memory`, `hostcalls`, `wasm`,
+RESULTS has one measurement per line (`load`, `cpu`, `stream`, `memory`, `hostcalls`, `wasm`,
 `allocations`, `envoystat`, `meta`, as scripts/bench-load records them); CRITERION_DIR is
 criterion's output (`target/criterion`), read for the medians of the benches. The text of
 `notes.md` beside this file (what the figures mean, what was tried) goes in before the commands.
@@ -18,6 +18,7 @@ from collections import defaultdict
 TARGET_NAMES = {
     "bare": "bare Envoy (no wasm filter)",
     "empty": "Envoy + empty proxy-wasm filter",
+    "reads": "Envoy + reads-only filter",
     "ours": "Envoy + prompter_filter",
     "host": "prompter-host proxy + prompter_filter",
 }
@@ -87,6 +88,18 @@ def load_table(data):
     return runs, medians
 
 
+def cpu_table(data):
+    """Envoy's CPU time per request (ns) by target: every round, and the median and minimum."""
+    rounds = defaultdict(dict)
+    for round_, target, ns in data["cpu"]:
+        rounds[target][int(round_)] = int(ns)
+    summary = {
+        target: {"median": statistics.median(v.values()), "min": min(v.values())}
+        for target, v in rounds.items()
+    }
+    return rounds, summary
+
+
 def stream_table(data):
     by = defaultdict(list)
     for target, size, _rep, ttfb, speed, size_down, code in data["stream"]:
@@ -141,6 +154,7 @@ def main():
 
     # --- budgets --------------------------------------------------------------------------
     runs, load = load_table(data)
+    cpu_rounds, cpu = cpu_table(data)
     streams = stream_table(data)
     wasm = {name: int(size) for name, size in data["wasm"]}
     memory = defaultdict(dict)
@@ -163,6 +177,14 @@ def main():
         p(
             f"| Envoy requests/s with our filter ≥ 95 % of the empty filter (route mix) | "
             f"{load['ours']['rps']:.0f} vs {load['empty']['rps']:.0f} req/s = **{ratio:.1%}** | {met(ratio >= 0.95)} |"
+        )
+    if {"ours", "empty", "reads"} <= cpu.keys():
+        ours, empty, reads = (cpu[t]["median"] / 1e3 for t in ("ours", "empty", "reads"))
+        p(
+            "| (same budget, in Envoy's CPU per request: ≥ 95 % means ≤ 1.053 × the empty "
+            f"filter's) | {ours:.1f} vs {empty:.1f} µs = **{empty / ours:.1%}**; the reads-only "
+            f"filter (host calls alone) {reads:.1f} µs = {empty / reads:.1%} | "
+            f"{met(empty / ours >= 0.95)} |"
         )
     if "host" in load and "ours" in load:
         ratio = load["host"]["rps"] / load["ours"]["rps"]
@@ -250,7 +272,7 @@ def main():
     p("")
     p("| target | requests/s | vs empty filter | vs bare | p50 | p99 | non-2xx share | socket errors |")
     p("|---|---|---|---|---|---|---|---|")
-    for target in ("bare", "empty", "ours", "host"):
+    for target in ("bare", "empty", "reads", "ours", "host"):
         if target not in load:
             continue
         m = load[target]
@@ -266,7 +288,7 @@ def main():
     rounds = sorted({r["round"] for rows in runs.values() for r in rows})
     p("| target | " + " | ".join(f"round {n}" for n in rounds) + " |")
     p("|---|" + "---|" * len(rounds))
-    for target in ("bare", "empty", "ours", "host"):
+    for target in ("bare", "empty", "reads", "ours", "host"):
         if target in runs:
             by_round = {r["round"]: r["rps"] for r in runs[target]}
             p(
@@ -275,6 +297,39 @@ def main():
                 + " |"
             )
     p("")
+    if cpu:
+        p(
+            "Envoy's CPU time per request (user + system of the Envoy process over the round, "
+            "from `/proc/PID/stat`, divided by the requests wrk counted): what a sidecar pays, "
+            "less sensitive than requests/s to the load generator and upstream sharing the "
+            "two cores. Over the empty filter: the filter's whole cost; over the reads-only "
+            "filter: its own work beyond the host calls every such filter makes."
+        )
+        p("")
+        p(
+            "| target | "
+            + " | ".join(f"round {n}" for n in rounds)
+            + " | median | minimum | median over empty | median over reads-only |"
+        )
+        p("|---|" + "---|" * (len(rounds) + 4))
+        for target in ("bare", "empty", "reads", "ours"):
+            if target not in cpu:
+                continue
+            by_round = cpu_rounds[target]
+            over = [
+                f"{(cpu[target]['median'] - cpu[base]['median']) / 1e3:+.1f} µs" if base in cpu else ""
+                for base in ("empty", "reads")
+            ]
+            p(
+                f"| {TARGET_NAMES[target]} | "
+                + " | ".join(
+                    f"{by_round[n] / 1e3:.1f} µs" if n in by_round else "" for n in rounds
+                )
+                + f" | {cpu[target]['median'] / 1e3:.1f} µs | {cpu[target]['min'] / 1e3:.1f} µs | "
+                + " | ".join(over)
+                + " |"
+            )
+        p("")
     p("## Streaming: large run responses")
     p("")
     p(
