@@ -78,16 +78,25 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let status = lossy(self.get_http_response_header_bytes(":status"));
-        // Each header read is a host call; most routes have no use for this one.
-        let content_type = if self
+        // Each header read is a host call: a route that also needs `content-type` reads the
+        // map once; the others read `:status` alone.
+        let reads_content_type = self
             .exchange
             .as_ref()
-            .is_some_and(Exchange::reads_content_type)
-        {
-            lossy(self.get_http_response_header_bytes("content-type"))
-        } else {
-            None
+            .is_some_and(Exchange::reads_content_type);
+        let map = match reads_content_type {
+            true => super::header_map_bytes(MapType::HttpResponseHeaders).unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let (status, content_type) = match reads_content_type {
+            true => {
+                let [status, content_type] = header_map::find(&map, [":status", "content-type"]);
+                (status.map(text), content_type.map(text))
+            }
+            false => {
+                let status = lossy(self.get_http_response_header_bytes(":status"));
+                (status.map(Cow::Owned), None)
+            }
         };
         if let Some(exchange) = &mut self.exchange {
             exchange.response_headers(status.as_deref(), content_type.as_deref());
