@@ -145,6 +145,7 @@ def main():
         f"| load average (1, 5, 15 min) | before: {meta.get('load_before', '?')}; "
         f"after: {meta.get('load_after', '?')} |"
     )
+    p(f"| CPU pinning | {meta.get('pinning', 'none')} |")
     p(f"| Envoy | {meta.get('envoy', '?')} (V8, `--concurrency 1`) |")
     p(f"| rustc | {meta.get('rustc', '?')} |")
     p(f"| wrk | {meta.get('wrk', '?')} |")
