@@ -3,7 +3,7 @@
 //! Everything that comes from traffic (methods, statuses, providers, model ids) passes
 //! through here before it becomes part of a stat name.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Value for a provider outside the allow-list, or a model beyond the per-provider budget.
 pub const OTHER: &str = "other";
@@ -97,7 +97,11 @@ impl ModelLabels {
             return UNKNOWN.to_string();
         };
         let model = sanitize(raw.as_bytes(), bounds.max_length);
-        let known = self.seen.entry(provider.to_string()).or_default();
+        // The provider's set, looked up before it is keyed by a new `String`.
+        let known = match self.seen.get_mut(provider) {
+            Some(known) => known,
+            None => self.seen.entry(provider.to_string()).or_default(),
+        };
         if known.contains(&model) {
             return model;
         }

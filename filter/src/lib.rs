@@ -9,7 +9,6 @@ pub mod catalog;
 pub mod config;
 pub mod events;
 pub mod exchange;
-pub mod header_map;
 pub mod labels;
 pub mod openapi;
 pub mod routes;

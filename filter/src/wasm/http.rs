@@ -2,15 +2,13 @@
 //! [`Exchange`] and records its events when Envoy logs the stream. It never pauses or
 //! changes the traffic.
 
-use std::borrow::Cow;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 
 use super::root::Shared;
 use crate::exchange::Exchange;
-use crate::header_map;
 
 pub struct RequestMetrics {
     shared: Rc<Shared>,
@@ -41,16 +39,12 @@ fn lossy(bytes: Option<Vec<u8>>) -> Option<String> {
     })
 }
 
-/// [`lossy`] for a value read in place: valid text is borrowed.
-fn text(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
-}
-
 impl HttpContext for RequestMetrics {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let map = super::header_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let [method, path] = header_map::find(&map, [":method", ":path"]);
-        let (method, path) = (method.map(text), path.map(text));
+        // Two header reads: cheaper in Envoy than one read of the whole map, which Envoy
+        // serializes header by header (measured: BENCHMARKS.md, "What was tried").
+        let method = lossy(self.get_http_request_header_bytes(":method"));
+        let path = lossy(self.get_http_request_header_bytes(":path"));
         let exchange = Exchange::start_with(
             &self.shared.config,
             &self.shared.learned.borrow(),
@@ -78,25 +72,16 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        // Each header read is a host call: a route that also needs `content-type` reads the
-        // map once; the others read `:status` alone.
-        let reads_content_type = self
+        let status = lossy(self.get_http_response_header_bytes(":status"));
+        // Each header read is a host call; most routes have no use for this one.
+        let content_type = if self
             .exchange
             .as_ref()
-            .is_some_and(Exchange::reads_content_type);
-        let map = match reads_content_type {
-            true => super::header_map_bytes(MapType::HttpResponseHeaders).unwrap_or_default(),
-            false => Vec::new(),
-        };
-        let (status, content_type) = match reads_content_type {
-            true => {
-                let [status, content_type] = header_map::find(&map, [":status", "content-type"]);
-                (status.map(text), content_type.map(text))
-            }
-            false => {
-                let status = lossy(self.get_http_response_header_bytes(":status"));
-                (status.map(Cow::Owned), None)
-            }
+            .is_some_and(Exchange::reads_content_type)
+        {
+            lossy(self.get_http_response_header_bytes("content-type"))
+        } else {
+            None
         };
         if let Some(exchange) = &mut self.exchange {
             exchange.response_headers(status.as_deref(), content_type.as_deref());

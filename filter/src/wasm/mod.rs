@@ -8,7 +8,7 @@ mod openapi;
 mod root;
 mod stats;
 
-use proxy_wasm::types::{LogLevel, MapType, Status};
+use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -23,29 +23,4 @@ fn log(level: LogLevel, message: &str) {
 fn now_nanos(time: std::time::SystemTime) -> u64 {
     time.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// A whole header map in one host call, serialized (read with [`crate::header_map`]). The
-/// SDK's map getters copy every pair into its own `String`s; the request path only needs two
-/// values, read in place.
-fn header_map_bytes(map: MapType) -> Option<Vec<u8>> {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_get_header_map_pairs(
-            map_type: MapType,
-            return_map_data: *mut *mut u8,
-            return_map_size: *mut usize,
-        ) -> Status;
-    }
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: on `Ok` the host has written a buffer of `size` bytes that it allocated through
-    // this module's `proxy_on_memory_allocate` (the SDK's, a boxed slice of exactly `size`
-    // bytes); ownership passes to us, as in the SDK's own map getters.
-    unsafe {
-        match proxy_get_header_map_pairs(map, &mut data, &mut size) {
-            Status::Ok if !data.is_null() => Some(Vec::from_raw_parts(data, size, size)),
-            _ => None,
-        }
-    }
 }
