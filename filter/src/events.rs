@@ -1,9 +1,9 @@
 //! Metric events and how they become stat-name updates.
 //!
 //! An [`Event`] names a catalog metric and its label values. A [`Recorder`] turns it into
-//! updates of tag-encoded stats: a histogram observation becomes cumulative `_bucket{le}` counters and
-//! a `_count` counter, because a proxy-wasm histogram records integers and Envoy would export
-//! its buckets in that unit, never in seconds.
+//! updates of tag-encoded stats: a histogram observation becomes cumulative `_bucket{le}`
+//! counters and a `_count` counter, because a proxy-wasm histogram records integers and Envoy
+//! would export its buckets in that unit, never in seconds.
 
 use crate::catalog::{label, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX};
 use crate::config::{Buckets, Config};
@@ -29,7 +29,8 @@ pub enum Event<'a> {
 
 /// Where stat updates go: Envoy's stats through proxy-wasm, or a test's map. A stat is
 /// resolved by name once (defined at 0, so that a histogram's empty buckets are exported as
-/// 0 like the in-app module does) to a handle; updates name the handle.
+/// 0 like the in-app module does) to a handle; updates name the handle. Resolving a name
+/// again (a series retried after a refusal) gives the same handle.
 pub trait StatSink {
     /// The handle of the counter `name`; `None` when the host refused to define it.
     fn counter(&mut self, name: &str) -> Option<u32>;
@@ -200,8 +201,17 @@ pub(crate) mod tests {
     impl MapSink {
         fn define(&mut self, name: &str) -> Option<u32> {
             self.stats.entry(name.to_string()).or_default();
-            self.names.push(name.to_string());
-            u32::try_from(self.names.len() - 1).ok()
+            self.handle(name)
+        }
+        fn handle(&mut self, name: &str) -> Option<u32> {
+            let index = match self.names.iter().position(|n| n == name) {
+                Some(index) => index,
+                None => {
+                    self.names.push(name.to_string());
+                    self.names.len() - 1
+                }
+            };
+            u32::try_from(index).ok()
         }
         fn name(&self, handle: u32) -> String {
             self.names[handle as usize].clone()
@@ -216,8 +226,7 @@ pub(crate) mod tests {
             self.define(name)
         }
         fn histogram(&mut self, name: &str) -> Option<u32> {
-            self.names.push(name.to_string());
-            u32::try_from(self.names.len() - 1).ok()
+            self.handle(name)
         }
         fn add(&mut self, counter: u32, delta: u64) {
             *self.stats.entry(self.name(counter)).or_default() += delta;
@@ -355,5 +364,66 @@ pub(crate) mod tests {
         recorder.record(&config, Event::Count(other), &mut sink);
         assert_eq!(sink.definitions, 3);
         assert_eq!(sink.inner.stats[name], 2);
+    }
+
+    #[test]
+    fn a_histogram_refused_halfway_is_counted_once_resolved() {
+        /// Refuses the `_count` stat the first time: the buckets before it were defined.
+        #[derive(Default)]
+        struct RefusesCountOnce {
+            inner: MapSink,
+            refused: bool,
+        }
+        impl StatSink for RefusesCountOnce {
+            fn counter(&mut self, name: &str) -> Option<u32> {
+                if name.ends_with(COUNT_SUFFIX) && !self.refused {
+                    self.refused = true;
+                    return None;
+                }
+                self.inner.counter(name)
+            }
+            fn gauge(&mut self, name: &str) -> Option<u32> {
+                self.inner.gauge(name)
+            }
+            fn histogram(&mut self, name: &str) -> Option<u32> {
+                self.inner.histogram(name)
+            }
+            fn add(&mut self, counter: u32, delta: u64) {
+                self.inner.add(counter, delta)
+            }
+            fn set(&mut self, gauge: u32, value: u64) {
+                self.inner.set(gauge, value)
+            }
+            fn observe(&mut self, histogram: u32, nanos: u64) {
+                self.inner.observe(histogram, nanos)
+            }
+        }
+        let config = Config::parse(b"", |_| None).unwrap();
+        let mut sink = RefusesCountOnce::default();
+        let mut recorder = Recorder::default();
+        let series = Series {
+            metric: Metric::EnsureVersionSeconds,
+            values: &["prompter-api", "dev", "openai"],
+        };
+        for _ in 0..3 {
+            recorder.record(&config, Event::Observe(series, 10_000_000), &mut sink);
+        }
+        let prefix = "service=.=prompter-api;.;env=.=dev;.;provider=.=openai;.;";
+        let stats = &sink.inner.stats;
+        assert_eq!(
+            stats[&format!("{prefix}prompter_ensure_version_seconds_count")],
+            2
+        );
+        assert_eq!(
+            stats[&format!("{prefix}le=.=+Inf;.;prompter_ensure_version_seconds_bucket")],
+            2,
+            "the first observation is dropped, the next two counted once each"
+        );
+        assert_eq!(stats.len(), 16);
+        assert_eq!(
+            sink.inner.names.len(),
+            16,
+            "a stat defined twice has one handle"
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MetricType};
+use rustc_hash::FxHashMap;
 
 use crate::events::StatSink;
 
@@ -24,6 +25,10 @@ pub struct EnvoyStats {
     /// Batch counter increments until [`EnvoyStats::flush`].
     batched: bool,
     counters: Vec<Counter>,
+    /// Envoy's id of each counter → its slot. A series whose histogram was refused halfway is
+    /// resolved again later, and two series may sanitize to one name: the same stat gets the
+    /// same slot, so `counters` stays as long as the stats Envoy holds.
+    slots: FxHashMap<u32, u32>,
     /// Counters with a pending delta, each once.
     dirty: Vec<usize>,
     /// Set once a host call failed, so that the log says it once, not per request.
@@ -85,8 +90,12 @@ impl EnvoyStats {
 impl StatSink for EnvoyStats {
     fn counter(&mut self, name: &str) -> Option<u32> {
         let id = self.define(MetricType::Counter, name)?;
+        if let Some(slot) = self.slots.get(&id) {
+            return Some(*slot);
+        }
         let slot = u32::try_from(self.counters.len()).ok()?;
         self.counters.push(Counter { id, pending: 0 });
+        self.slots.insert(id, slot);
         Some(slot)
     }
 
