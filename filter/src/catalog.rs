@@ -160,21 +160,50 @@ impl Metric {
     }
 }
 
-/// The Python client's default histogram buckets, in seconds (`+Inf` is implied).
-pub const DEFAULT_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+const MS: u64 = 1_000_000;
+
+/// The Python client's default histogram buckets (0.005 s to 10 s), in nanoseconds (`+Inf`
+/// is implied).
+pub const DEFAULT_BUCKETS: [u64; 14] = [
+    5 * MS,
+    10 * MS,
+    25 * MS,
+    50 * MS,
+    75 * MS,
+    100 * MS,
+    250 * MS,
+    500 * MS,
+    750 * MS,
+    1_000 * MS,
+    2_500 * MS,
+    5_000 * MS,
+    7_500 * MS,
+    10_000 * MS,
 ];
 
 /// The `le` value of the last bucket.
 pub const INF_BOUND: &str = "+Inf";
 
-/// Formats a bucket bound the way the Python client does (`1.0`, `0.005`, `10.0`), so that
-/// `le` label values match series the in-app module would have written.
-pub fn format_bound(bound: f64) -> String {
-    if bound.is_infinite() && bound > 0.0 {
-        INF_BOUND.to_string()
+/// Formats a bucket bound of `nanos` nanoseconds in seconds the way the Python client does
+/// (`1.0`, `0.005`, `1e-05`: Python's `repr` of the float), so that `le` label values match
+/// series the in-app module would have written. Exact, from the integer: no float printing
+/// in the module. Bounds up to 10^15 ns have at most 15 significant digits, so the exact
+/// decimal is also the shortest one that reads back as the same float, which `repr` prints.
+pub fn format_bound(nanos: u64) -> String {
+    const NANOS_PER_SECOND: u64 = 1_000_000_000;
+    if nanos >= 100_000 {
+        // 1e-4 s and above: fixed notation, with at least one decimal.
+        let fraction = format!("{:09}", nanos % NANOS_PER_SECOND);
+        let fraction = fraction.trim_end_matches('0');
+        let fraction = if fraction.is_empty() { "0" } else { fraction };
+        format!("{}.{fraction}", nanos / NANOS_PER_SECOND)
     } else {
-        format!("{bound:?}")
+        // Below 1e-4 s `repr` switches to an exponent of at least two digits: `2.5e-05`.
+        let digits = nanos.to_string();
+        let (first, rest) = digits.split_at(1);
+        let rest = rest.trim_end_matches('0');
+        let dot = if rest.is_empty() { "" } else { "." };
+        format!("{first}{dot}{rest}e-{:02}", 9 - (digits.len() - 1))
     }
 }
 
@@ -211,6 +240,35 @@ mod tests {
             printed.join(","),
             "0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1.0,2.5,5.0,7.5,10.0"
         );
-        assert_eq!(format_bound(f64::INFINITY), "+Inf");
+        // Python: repr(1e-05), repr(2.5e-05), repr(1e-09), repr(0.0001), repr(100000.0)
+        let cases = [
+            (10_000, "1e-05"),
+            (25_000, "2.5e-05"),
+            (1, "1e-09"),
+            (99_999, "9.9999e-05"),
+            (100_000, "0.0001"),
+            (100_000 * 1_000_000_000, "100000.0"),
+            (123_456_789_012_345, "123456.789012345"),
+        ];
+        for (nanos, python) in cases {
+            assert_eq!(format_bound(nanos), python);
+        }
+    }
+
+    proptest::proptest! {
+        /// From 1e-4 s up, Python's `repr` and Rust's `{:?}` print a float alike: the
+        /// shortest decimal that reads back as it.
+        #[test]
+        fn bounds_print_as_the_shortest_decimal_of_their_float(nanos in 100_000u64..1_000_000_000_000_000) {
+            let seconds = nanos as f64 / 1e9;
+            proptest::prop_assert_eq!(format_bound(nanos), format!("{seconds:?}"));
+        }
+
+        #[test]
+        fn small_bounds_read_back_as_their_float(nanos in 1u64..100_000) {
+            let printed = format_bound(nanos);
+            proptest::prop_assert!(printed.contains("e-0"), "{}", printed);
+            proptest::prop_assert_eq!(printed.parse::<f64>().unwrap(), nanos as f64 / 1e9);
+        }
     }
 }

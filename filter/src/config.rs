@@ -4,9 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::catalog::{format_bound, DEFAULT_BUCKETS, INF_BOUND};
+use crate::config_json::Fields;
 use crate::labels::{self, ModelBounds};
 use crate::openapi::{self, Limits};
 use crate::routes::{RouteId, RouteTable};
@@ -70,12 +69,9 @@ pub const NATIVE_HISTOGRAMS_VM_CONFIG: &str =
 /// How often batched counter increments reach the host by default (Envoy's case).
 pub const DEFAULT_STATS_FLUSH: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawVmOptions {
-    native_histograms: Option<bool>,
-    stats_flush_interval_ms: Option<u64>,
-}
+/// What errors call the plugin configuration and the VM configuration as a whole.
+pub const DOCUMENT: &str = "(document)";
+pub const VM_DOCUMENT: &str = "(vm configuration)";
 
 /// What the host told the filter about itself through the VM configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,14 +93,13 @@ impl Default for VmOptions {
 impl VmOptions {
     /// Empty means the defaults (Envoy's case).
     pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
-        let raw: RawVmOptions = if json.iter().all(u8::is_ascii_whitespace) {
-            RawVmOptions::default()
-        } else {
-            serde_json::from_slice(json)
-                .map_err(|e| invalid("(vm configuration)", e.to_string()))?
-        };
-        let stats_flush = raw
-            .stats_flush_interval_ms
+        let mut vm = Fields::document(
+            VM_DOCUMENT,
+            json,
+            &["native_histograms", "stats_flush_interval_ms"],
+        )?;
+        let stats_flush = vm
+            .whole("stats_flush_interval_ms")?
             .map_or(DEFAULT_STATS_FLUSH, Duration::from_millis);
         if stats_flush > Duration::from_secs(60) {
             return Err(invalid(
@@ -113,92 +108,51 @@ impl VmOptions {
             ));
         }
         Ok(VmOptions {
-            native_histograms: raw.native_histograms.unwrap_or(false),
+            native_histograms: vm.bool("native_histograms")?.unwrap_or(false),
             stats_flush,
         })
     }
 }
 
-// ---- the JSON as users write it ----------------------------------------------------------
+// ---- the JSON as users write it: the keys of each object ---------------------------------
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    service: Option<String>,
-    env: Option<String>,
-    routes: Option<Vec<String>>,
-    probe: Option<RawEndpoint>,
-    run: Option<RawEndpoint>,
-    unique_violations: Option<Vec<RawUniqueViolation>>,
-    fields: Option<RawFields>,
-    providers: Option<Vec<String>>,
-    fingerprint_provider: Option<String>,
-    models: Option<RawModels>,
-    health: Option<RawHealth>,
-    openapi: Option<RawOpenApi>,
-    buckets: Option<RawBuckets>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEndpoint {
-    method: String,
-    route: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUniqueViolation {
-    method: String,
-    route: String,
-    table: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFields {
-    provider: Option<String>,
-    model: Option<String>,
-    system_fingerprint: Option<String>,
-    redis: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawModels {
-    max_length: Option<usize>,
-    max_per_provider: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHealth {
-    path: Option<String>,
-    cluster: Option<String>,
-    authority: Option<String>,
-    interval_seconds: Option<u64>,
-    timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOpenApi {
-    enabled: Option<bool>,
-    path: Option<String>,
-    cluster: Option<String>,
-    authority: Option<String>,
-    interval_seconds: Option<u64>,
-    timeout_ms: Option<u64>,
-    max_bytes: Option<usize>,
-    max_paths: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBuckets {
-    request_seconds: Option<Vec<f64>>,
-    ensure_version_seconds: Option<Vec<f64>>,
-}
+const TOP_LEVEL: &[&str] = &[
+    "service",
+    "env",
+    "routes",
+    "probe",
+    "run",
+    "unique_violations",
+    "fields",
+    "providers",
+    "fingerprint_provider",
+    "models",
+    "health",
+    "openapi",
+    "buckets",
+];
+const ENDPOINT: &[&str] = &["method", "route"];
+const UNIQUE_VIOLATION: &[&str] = &["method", "route", "table"];
+const FIELDS: &[&str] = &["provider", "model", "system_fingerprint", "redis"];
+const MODELS: &[&str] = &["max_length", "max_per_provider"];
+const HEALTH: &[&str] = &[
+    "path",
+    "cluster",
+    "authority",
+    "interval_seconds",
+    "timeout_ms",
+];
+const OPENAPI: &[&str] = &[
+    "enabled",
+    "path",
+    "cluster",
+    "authority",
+    "interval_seconds",
+    "timeout_ms",
+    "max_bytes",
+    "max_paths",
+];
+const BUCKETS: &[&str] = &["request_seconds", "ensure_version_seconds"];
 
 // ---- the validated configuration --------------------------------------------------------
 
@@ -253,36 +207,95 @@ pub struct OpenApiFetch {
     pub limits: Limits,
 }
 
-/// Histogram bucket bounds in seconds, with their `le` label values (`+Inf` last).
+/// Histogram bucket bounds, in nanoseconds, with their `le` label values (`+Inf` last).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Buckets {
-    pub bounds: Vec<f64>,
+    pub bounds: Vec<u64>,
     pub labels: Vec<String>,
 }
 
+impl Default for Buckets {
+    /// The Python client's defaults.
+    fn default() -> Self {
+        Self::with_bounds(DEFAULT_BUCKETS.to_vec())
+    }
+}
+
 impl Buckets {
-    fn new(field: &str, bounds: Vec<f64>) -> Result<Self, ConfigError> {
-        if bounds.is_empty() {
+    /// The bounds at `key` of `buckets`, the defaults when not set.
+    fn read(buckets: &mut Fields, key: &str) -> Result<Self, ConfigError> {
+        let field = buckets.path_of(key);
+        let Some(texts) = buckets.numbers(key)? else {
+            return Ok(Self::default());
+        };
+        if texts.is_empty() {
             return Err(invalid(field, "needs at least one bound"));
         }
-        if bounds.iter().any(|b| !b.is_finite() || *b <= 0.0) {
-            return Err(invalid(
-                field,
-                "bounds must be finite numbers of seconds above 0 (`+Inf` is implied)",
-            ));
+        let mut bounds = Vec::with_capacity(texts.len());
+        for text in &texts {
+            bounds.push(seconds_as_nanos(text).ok_or_else(|| {
+                invalid(
+                    &field,
+                    format!(
+                        "{text} is not a number of seconds above 0 and at most {MAX_BOUND_SECONDS}, \
+                         in whole nanoseconds (`+Inf` is implied)"
+                    ),
+                )
+            })?);
         }
         if bounds.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid(field, "bounds must be strictly increasing"));
         }
-        let mut labels: Vec<String> = bounds.iter().map(|b| format_bound(*b)).collect();
-        labels.push(INF_BOUND.to_string());
-        Ok(Buckets { bounds, labels })
+        Ok(Self::with_bounds(bounds))
     }
 
-    /// Index of the first bucket whose bound holds `seconds` (`bounds.len()` for `+Inf`).
-    pub fn first_bucket(&self, seconds: f64) -> usize {
-        self.bounds.partition_point(|b| *b < seconds)
+    fn with_bounds(bounds: Vec<u64>) -> Self {
+        let mut labels: Vec<String> = bounds.iter().map(|b| format_bound(*b)).collect();
+        labels.push(INF_BOUND.to_string());
+        Buckets { bounds, labels }
     }
+
+    /// Index of the first bucket whose bound holds `nanos` (`bounds.len()` for `+Inf`).
+    pub fn first_bucket(&self, nanos: u64) -> usize {
+        self.bounds.partition_point(|b| *b < nanos)
+    }
+
+    /// The bounds in seconds.
+    pub fn seconds(&self) -> Vec<f64> {
+        self.bounds.iter().map(|b| *b as f64 / 1e9).collect()
+    }
+}
+
+/// Largest bucket bound accepted, in seconds (a day and more: no request lasts longer, and
+/// bounds up to it print as the Python client prints them, without an exponent).
+pub const MAX_BOUND_SECONDS: u64 = 100_000;
+
+/// A JSON number of seconds as whole nanoseconds, read from its text exactly: `None` when it
+/// is not above 0, finer than a nanosecond or above [`MAX_BOUND_SECONDS`].
+fn seconds_as_nanos(text: &str) -> Option<u64> {
+    if text.starts_with('-') {
+        return None;
+    }
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // value = digits × 10^(exponent - frac.len()) seconds = digits × 10^scale nanoseconds
+    let mut digits = format!("{int}{frac}");
+    let mut scale = exponent.checked_sub(frac.len() as i64)?.checked_add(9)?;
+    while scale < 0 && digits.ends_with('0') {
+        digits.pop();
+        scale += 1;
+    }
+    let digits = digits.trim_start_matches('0');
+    // 10^15 ns is beyond the largest bound; checking the length first keeps the
+    // arithmetic below from overflowing.
+    if digits.is_empty() || scale < 0 || digits.len() as i64 + scale > 15 {
+        return None;
+    }
+    let nanos = digits.parse::<u64>().ok()? * 10u64.pow(scale as u32);
+    (nanos <= MAX_BOUND_SECONDS * 1_000_000_000).then_some(nanos)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -313,75 +326,54 @@ impl Config {
         json: &[u8],
         env_var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let raw: RawConfig = if json.iter().all(u8::is_ascii_whitespace) {
-            RawConfig::default()
-        } else {
-            serde_json::from_slice(json).map_err(|e| invalid("(document)", e.to_string()))?
-        };
-        Self::validate(raw, env_var)
-    }
-
-    fn validate(
-        raw: RawConfig,
-        env_var: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+        let mut doc = Fields::document(DOCUMENT, json, TOP_LEVEL)?;
         let service = label_setting(
             "service",
-            raw.service,
+            doc.string("service")?,
             SERVICE_ENV_VAR,
             &env_var,
             DEFAULT_SERVICE,
         )?;
-        let env = label_setting("env", raw.env, ENV_ENV_VAR, &env_var, DEFAULT_ENV)?;
+        let env = label_setting(
+            "env",
+            doc.string("env")?,
+            ENV_ENV_VAR,
+            &env_var,
+            DEFAULT_ENV,
+        )?;
 
-        let route_texts = raw
-            .routes
+        let route_texts = doc
+            .strings("routes")?
             .unwrap_or_else(|| DEFAULT_ROUTES.iter().map(|s| s.to_string()).collect());
         let routes = RouteTable::new(&route_texts).map_err(|e| invalid("routes", e))?;
 
-        let default_endpoint = |route: &str| RawEndpoint {
-            method: "POST".into(),
-            route: route.into(),
-        };
         let probe = endpoint(
             &routes,
+            doc.object("probe", ENDPOINT)?,
             "probe",
-            raw.probe
-                .unwrap_or_else(|| default_endpoint(DEFAULT_PROBE_ROUTE)),
+            DEFAULT_PROBE_ROUTE,
         )?;
         let run = endpoint(
             &routes,
+            doc.object("run", ENDPOINT)?,
             "run",
-            raw.run
-                .unwrap_or_else(|| default_endpoint(DEFAULT_RUN_ROUTE)),
+            DEFAULT_RUN_ROUTE,
         )?;
-
-        let unique_raw = raw.unique_violations.unwrap_or_else(|| {
-            vec![RawUniqueViolation {
-                method: "POST".into(),
-                route: DEFAULT_UNIQUE_ROUTE.into(),
+        let unique_violations = match doc.objects("unique_violations", UNIQUE_VIOLATION)? {
+            Some(list) => list
+                .into_iter()
+                .map(|u| unique_violation(&routes, u))
+                .collect::<Result<_, _>>()?,
+            None => vec![UniqueViolation {
+                endpoint: endpoint(&routes, None, "unique_violations[0]", DEFAULT_UNIQUE_ROUTE)?,
                 table: DEFAULT_UNIQUE_TABLE.into(),
-            }]
-        });
-        let mut unique_violations = Vec::with_capacity(unique_raw.len());
-        for (i, u) in unique_raw.into_iter().enumerate() {
-            let field = format!("unique_violations[{i}]");
-            let table = clean_label(&format!("{field}.table"), u.table)?;
-            let endpoint = endpoint(
-                &routes,
-                &field,
-                RawEndpoint {
-                    method: u.method,
-                    route: u.route,
-                },
-            )?;
-            unique_violations.push(UniqueViolation { endpoint, table });
-        }
+            }],
+        };
 
-        let fields = body_fields(raw.fields.unwrap_or_default())?;
+        let fields = body_fields(doc.section("fields", FIELDS)?)?;
 
-        let providers = raw
-            .providers
+        let providers = doc
+            .strings("providers")?
             .unwrap_or_else(|| DEFAULT_PROVIDERS.iter().map(|s| s.to_string()).collect());
         for (i, p) in providers.iter().enumerate() {
             if !labels::is_clean(p) || p == labels::OTHER || p == labels::UNKNOWN {
@@ -391,7 +383,9 @@ impl Config {
                 ));
             }
         }
-        let fingerprint_provider = raw.fingerprint_provider.unwrap_or_else(|| "openai".into());
+        let fingerprint_provider = doc
+            .string("fingerprint_provider")?
+            .unwrap_or_else(|| "openai".into());
         if !providers.contains(&fingerprint_provider) {
             return Err(invalid(
                 "fingerprint_provider",
@@ -399,36 +393,17 @@ impl Config {
             ));
         }
 
-        let raw_models = raw.models.unwrap_or_default();
+        let mut models = doc.section("models", MODELS)?;
         let models = ModelBounds {
-            max_length: raw_models.max_length.unwrap_or(64),
-            max_per_provider: raw_models.max_per_provider.unwrap_or(50),
+            max_length: within(&mut models, "max_length", 64, 1, 128)?,
+            max_per_provider: within(&mut models, "max_per_provider", 50, 1, 10_000)?,
         };
-        if !(1..=128).contains(&models.max_length) {
-            return Err(invalid("models.max_length", "must be between 1 and 128"));
-        }
-        if !(1..=10_000).contains(&models.max_per_provider) {
-            return Err(invalid(
-                "models.max_per_provider",
-                "must be between 1 and 10000",
-            ));
-        }
 
-        let health = health_check(raw.health.unwrap_or_default())?;
-        let openapi = openapi_fetch(raw.openapi.unwrap_or_default(), &health)?;
-        let raw_buckets = raw.buckets.unwrap_or_default();
-        let request_buckets = Buckets::new(
-            "buckets.request_seconds",
-            raw_buckets
-                .request_seconds
-                .unwrap_or_else(|| DEFAULT_BUCKETS.to_vec()),
-        )?;
-        let ensure_version_buckets = Buckets::new(
-            "buckets.ensure_version_seconds",
-            raw_buckets
-                .ensure_version_seconds
-                .unwrap_or_else(|| DEFAULT_BUCKETS.to_vec()),
-        )?;
+        let health = health_check(doc.section("health", HEALTH)?)?;
+        let openapi = openapi_fetch(doc.section("openapi", OPENAPI)?, &health)?;
+        let mut buckets = doc.section("buckets", BUCKETS)?;
+        let request_buckets = Buckets::read(&mut buckets, "request_seconds")?;
+        let ensure_version_buckets = Buckets::read(&mut buckets, "ensure_version_seconds")?;
 
         Ok(Config {
             service,
@@ -486,30 +461,79 @@ fn clean_label(field: &str, value: String) -> Result<String, ConfigError> {
     Ok(value)
 }
 
-fn endpoint(routes: &RouteTable, field: &str, raw: RawEndpoint) -> Result<Endpoint, ConfigError> {
-    let method = labels::method(&raw.method);
+fn not_a_route(route: &str) -> String {
+    format!("`{route}` is not one of `routes`")
+}
+
+/// A method and a route; when not configured (at `name`), POST on `default_route`.
+fn endpoint(
+    routes: &RouteTable,
+    configured: Option<Fields>,
+    name: &str,
+    default_route: &str,
+) -> Result<Endpoint, ConfigError> {
+    let Some(mut fields) = configured else {
+        let route = routes.id_of(default_route).ok_or_else(|| {
+            invalid(
+                format!("{name}.route"),
+                format!("{} (the default)", not_a_route(default_route)),
+            )
+        })?;
+        return Ok(Endpoint {
+            method: "POST",
+            route,
+        });
+    };
+    let raw_method = fields.required_string("method")?;
+    let method = labels::method(&raw_method);
     if method == labels::OTHER {
         return Err(invalid(
-            format!("{field}.method"),
-            format!("`{}` is not an HTTP method", raw.method),
+            fields.path_of("method"),
+            format!("`{raw_method}` is not an HTTP method"),
         ));
     }
-    let route = routes.id_of(&raw.route).ok_or_else(|| {
-        invalid(
-            format!("{field}.route"),
-            format!("`{}` is not one of `routes`", raw.route),
-        )
-    })?;
+    let raw_route = fields.required_string("route")?;
+    let route = routes
+        .id_of(&raw_route)
+        .ok_or_else(|| invalid(fields.path_of("route"), not_a_route(&raw_route)))?;
     Ok(Endpoint { method, route })
 }
 
-fn body_fields(raw: RawFields) -> Result<BodyFields, ConfigError> {
-    let provider = raw.provider.unwrap_or_else(|| "provider".into());
-    let model = raw.model.unwrap_or_else(|| "model_id".into());
-    let fingerprint = raw
-        .system_fingerprint
-        .unwrap_or_else(|| "system_fingerprint".into());
-    let redis = raw.redis.unwrap_or_else(|| "redis".into());
+fn unique_violation(
+    routes: &RouteTable,
+    mut fields: Fields,
+) -> Result<UniqueViolation, ConfigError> {
+    let table = clean_label(&fields.path_of("table"), fields.required_string("table")?)?;
+    let endpoint = endpoint(routes, Some(fields), "", "")?;
+    Ok(UniqueViolation { endpoint, table })
+}
+
+/// A whole number between `min` and `max`, `default` when not set.
+fn within(
+    fields: &mut Fields,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<usize, ConfigError> {
+    let value = fields.whole(key)?.unwrap_or(default);
+    if !(min..=max).contains(&value) {
+        return Err(invalid(
+            fields.path_of(key),
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(value as usize)
+}
+
+fn body_fields(mut fields: Fields) -> Result<BodyFields, ConfigError> {
+    let mut name = |key: &str, default: &str| -> Result<String, ConfigError> {
+        Ok(fields.string(key)?.unwrap_or_else(|| default.into()))
+    };
+    let provider = name("provider", "provider")?;
+    let model = name("model", "model_id")?;
+    let fingerprint = name("system_fingerprint", "system_fingerprint")?;
+    let redis = name("redis", "redis")?;
     let set = |keys: &[&str]| FieldSet::new(keys).map_err(|e| invalid("fields", e));
     Ok(BodyFields {
         request: set(&[&provider, &model])?,
@@ -519,91 +543,91 @@ fn body_fields(raw: RawFields) -> Result<BodyFields, ConfigError> {
 }
 
 /// A path the filter requests itself: starts with `/`, no query, nothing a header refuses.
-fn request_path(field: &str, path: String) -> Result<String, ConfigError> {
+fn request_path(fields: &mut Fields, default: &str) -> Result<String, ConfigError> {
+    let path = fields.string("path")?.unwrap_or_else(|| default.into());
     if !path.starts_with('/') || path.contains(['?', '#']) || path.bytes().any(|b| b <= b' ') {
         return Err(invalid(
-            field,
+            fields.path_of("path"),
             format!("`{path}` must be a path starting with `/`, without query"),
         ));
     }
     Ok(path)
 }
 
-fn health_check(raw: RawHealth) -> Result<HealthCheck, ConfigError> {
-    let path = request_path("health.path", raw.path.unwrap_or_else(|| "/healthz".into()))?;
-    let cluster = raw.cluster.unwrap_or_else(|| DEFAULT_HEALTH_CLUSTER.into());
+/// Where the filter sends its own requests: a cluster that must not be empty.
+fn cluster(fields: &mut Fields, default: &str) -> Result<String, ConfigError> {
+    let cluster = fields.string("cluster")?.unwrap_or_else(|| default.into());
     if cluster.is_empty() {
-        return Err(invalid("health.cluster", "must not be empty"));
+        return Err(invalid(fields.path_of("cluster"), "must not be empty"));
     }
-    let authority = raw.authority.unwrap_or_else(|| DEFAULT_SERVICE.into());
-    let interval = Duration::from_secs(raw.interval_seconds.unwrap_or(15));
-    if interval > Duration::from_secs(86_400) {
+    Ok(cluster)
+}
+
+/// How often the filter sends a request (0 has a meaning of its own: `zero_means`).
+fn interval(
+    fields: &mut Fields,
+    default_seconds: u64,
+    zero_means: &str,
+) -> Result<Duration, ConfigError> {
+    let seconds = fields.whole("interval_seconds")?.unwrap_or(default_seconds);
+    if seconds > 86_400 {
         return Err(invalid(
-            "health.interval_seconds",
-            "must be at most 86400 (0 turns polling off)",
+            fields.path_of("interval_seconds"),
+            format!("must be at most 86400 (0 {zero_means})"),
         ));
     }
-    let timeout = Duration::from_millis(raw.timeout_ms.unwrap_or(2_000));
-    if timeout.is_zero() || timeout > Duration::from_secs(60) {
-        return Err(invalid("health.timeout_ms", "must be between 1 and 60000"));
-    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn timeout(fields: &mut Fields, default_ms: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(
+        within(fields, "timeout_ms", default_ms, 1, 60_000)? as u64,
+    ))
+}
+
+fn health_check(mut fields: Fields) -> Result<HealthCheck, ConfigError> {
     Ok(HealthCheck {
-        path,
-        cluster,
-        authority,
-        interval,
-        timeout,
+        path: request_path(&mut fields, "/healthz")?,
+        cluster: cluster(&mut fields, DEFAULT_HEALTH_CLUSTER)?,
+        authority: fields
+            .string("authority")?
+            .unwrap_or_else(|| DEFAULT_SERVICE.into()),
+        interval: interval(&mut fields, 15, "turns polling off")?,
+        timeout: timeout(&mut fields, 2_000)?,
     })
 }
 
 /// The OpenAPI fetch goes where the health check goes unless told otherwise.
 fn openapi_fetch(
-    raw: RawOpenApi,
+    mut fields: Fields,
     health: &HealthCheck,
 ) -> Result<Option<OpenApiFetch>, ConfigError> {
-    let path = request_path(
-        "openapi.path",
-        raw.path.unwrap_or_else(|| "/openapi.json".into()),
-    )?;
-    let cluster = raw.cluster.unwrap_or_else(|| health.cluster.clone());
-    if cluster.is_empty() {
-        return Err(invalid("openapi.cluster", "must not be empty"));
-    }
-    let authority = raw.authority.unwrap_or_else(|| health.authority.clone());
-    let interval = Duration::from_secs(raw.interval_seconds.unwrap_or(60));
-    if interval > Duration::from_secs(86_400) {
-        return Err(invalid(
-            "openapi.interval_seconds",
-            "must be at most 86400 (0 fetches until one document is learned)",
-        ));
-    }
-    let timeout = Duration::from_millis(raw.timeout_ms.unwrap_or(5_000));
-    if timeout.is_zero() || timeout > Duration::from_secs(60) {
-        return Err(invalid("openapi.timeout_ms", "must be between 1 and 60000"));
-    }
-    let max_bytes = raw.max_bytes.unwrap_or(openapi::DEFAULT_MAX_BYTES);
-    if !(1..=64 * 1024 * 1024).contains(&max_bytes) {
-        return Err(invalid(
-            "openapi.max_bytes",
-            "must be between 1 and 67108864",
-        ));
-    }
-    let max_paths = raw.max_paths.unwrap_or(openapi::DEFAULT_MAX_PATHS);
-    if !(1..=10_000).contains(&max_paths) {
-        return Err(invalid("openapi.max_paths", "must be between 1 and 10000"));
-    }
     let fetch = OpenApiFetch {
-        path,
-        cluster,
-        authority,
-        interval,
-        timeout,
+        path: request_path(&mut fields, "/openapi.json")?,
+        cluster: cluster(&mut fields, &health.cluster)?,
+        authority: fields
+            .string("authority")?
+            .unwrap_or_else(|| health.authority.clone()),
+        interval: interval(&mut fields, 60, "fetches until one document is learned")?,
+        timeout: timeout(&mut fields, 5_000)?,
         limits: Limits {
-            max_bytes,
-            max_paths,
+            max_bytes: within(
+                &mut fields,
+                "max_bytes",
+                openapi::DEFAULT_MAX_BYTES as u64,
+                1,
+                64 * 1024 * 1024,
+            )?,
+            max_paths: within(
+                &mut fields,
+                "max_paths",
+                openapi::DEFAULT_MAX_PATHS as u64,
+                1,
+                10_000,
+            )?,
         },
     };
-    Ok(raw.enabled.unwrap_or(true).then_some(fetch))
+    Ok(fields.bool("enabled")?.unwrap_or(true).then_some(fetch))
 }
 
 #[cfg(test)]
@@ -663,8 +687,27 @@ mod tests {
     #[test]
     fn broken_configurations_name_the_field_and_the_reason() {
         let cases: &[(&str, &str, &str)] = &[
-            ("{", "(document)", "EOF"),
-            (r#"{"servce":"x"}"#, "(document)", "unknown field `servce`"),
+            ("{", "(document)", "not JSON: the document ends early at line 1 column 2"),
+            (r#"[]"#, "(document)", "must be an object, not an array"),
+            (r#"{"servce":"x"}"#, "servce", "unknown field; (document) takes service, env"),
+            (r#"{"env":"a","env":"b"}"#, "env", "given twice"),
+            (r#"{"service":5}"#, "service", "must be a string, not a number"),
+            (r#"{"routes":"/x"}"#, "routes", "must be an array, not a string"),
+            (r#"{"providers":["openai",null]}"#, "providers[1]", "must be a string, not null"),
+            (r#"{"health":[]}"#, "health", "must be an object, not an array"),
+            (r#"{"probe":{"route":"/healthz"}}"#, "probe.method", "is required"),
+            (
+                r#"{"routes":["/healthz"]}"#,
+                "probe.route",
+                "`/api/prompt-templates/{template_id}/ensure-version` is not one of `routes` (the default)",
+            ),
+            (
+                r#"{"routes":["/a/{id}/ensure-version","/a/{id}/run"],"probe":{"method":"POST","route":"/a/{id}/ensure-version"},"run":{"method":"POST","route":"/a/{id}/run"}}"#,
+                "unique_violations[0].route",
+                "(the default)",
+            ),
+            (r#"{"models":{"max_length":1.5}}"#, "models.max_length", "whole number, not 1.5"),
+            (r#"{"openapi":{"enabled":"no"}}"#, "openapi.enabled", "must be true or false, not a string"),
             (
                 r#"{"service":"a b"}"#,
                 "service",
@@ -755,8 +798,13 @@ mod tests {
             ),
             (
                 r#"{"openapi":{"url":"/x"}}"#,
-                "(document)",
-                "unknown field `url`",
+                "openapi.url",
+                "unknown field; openapi takes enabled, path",
+            ),
+            (
+                r#"{"unique_violations":[{"method":"POST","route":"/healthz","table":"t","x":1}]}"#,
+                "unique_violations[0].x",
+                "unknown field; unique_violations[0] takes method, route, table",
             ),
         ];
         for (json, field, reason) in cases {
@@ -777,8 +825,12 @@ mod tests {
         let err = VmOptions::parse(br#"{"stats_flush_interval_ms":600000}"#).unwrap_err();
         assert_eq!(err.field, "stats_flush_interval_ms");
         let err = VmOptions::parse(br#"{"native":true}"#).unwrap_err();
+        assert_eq!(err.field, "native");
+        assert!(err
+            .reason
+            .contains("unknown field; (vm configuration) takes"));
+        let err = VmOptions::parse(b"{").unwrap_err();
         assert_eq!(err.field, "(vm configuration)");
-        assert!(err.reason.contains("unknown field"));
     }
 
     #[test]
@@ -810,11 +862,65 @@ mod tests {
     fn buckets_find_the_first_bound_holding_a_value() {
         let config = Config::parse(b"", no_env).unwrap();
         let b = &config.request_buckets;
-        assert_eq!(b.first_bucket(0.0), 0);
-        assert_eq!(b.first_bucket(0.005), 0);
-        assert_eq!(b.first_bucket(0.0051), 1);
-        assert_eq!(b.first_bucket(10.0), 13);
-        assert_eq!(b.first_bucket(11.0), 14);
+        assert_eq!(b.first_bucket(0), 0);
+        assert_eq!(b.first_bucket(5_000_000), 0);
+        assert_eq!(b.first_bucket(5_000_001), 1);
+        assert_eq!(b.first_bucket(10_000_000_000), 13);
+        assert_eq!(b.first_bucket(11_000_000_000), 14);
         assert_eq!(b.labels[14], "+Inf");
+    }
+
+    #[test]
+    fn bucket_bounds_are_read_exactly_in_nanoseconds() {
+        let config = Config::parse(
+            br#"{"buckets":{"request_seconds":[1e-9, 0.0000025, 0.1, 1, 2.50E0, 100000],
+                            "ensure_version_seconds":[0.25e1]}}"#,
+            no_env,
+        )
+        .unwrap();
+        let b = &config.request_buckets;
+        assert_eq!(
+            b.bounds,
+            [
+                1,
+                2_500,
+                100_000_000,
+                1_000_000_000,
+                2_500_000_000,
+                100_000 * 1_000_000_000
+            ]
+        );
+        assert_eq!(
+            b.labels.join(","),
+            "1e-09,2.5e-06,0.1,1.0,2.5,100000.0,+Inf"
+        );
+        assert_eq!(config.ensure_version_buckets.bounds, [2_500_000_000]);
+        assert_eq!(b.seconds()[2], 0.1);
+
+        for refused in [
+            "0",
+            "-1",
+            "0.0",
+            "1e-10",
+            "0.0000000015",
+            "100000.000000001",
+            "1e6",
+            "1e999999999999",
+            "1e-99999999999999999999",
+        ] {
+            let json = format!(r#"{{"buckets":{{"request_seconds":[{refused}]}}}}"#);
+            let err = Config::parse(json.as_bytes(), no_env).unwrap_err();
+            assert_eq!(err.field, "buckets.request_seconds", "{refused}");
+            assert!(err.reason.contains("whole nanoseconds"), "{refused}: {err}");
+        }
+        for (text, nanos) in [
+            ("5e-3", 5_000_000),
+            ("0.0050", 5_000_000),
+            ("100000", 100_000_000_000_000),
+            ("1.000000000", 1_000_000_000),
+            ("10E-1", 1_000_000_000),
+        ] {
+            assert_eq!(seconds_as_nanos(text), Some(nanos), "{text}");
+        }
     }
 }

@@ -92,7 +92,7 @@ impl Recorder {
             (Event::Count(_), Resolved::Counter(counter)) => sink.add(*counter, 1),
             (Event::Set(_, value), Resolved::Gauge(gauge)) => sink.set(*gauge, value),
             (Event::Observe(_, nanos), Resolved::Histogram { counters, native }) => {
-                let first = buckets_of(config, series.metric).first_bucket(nanos as f64 / 1e9);
+                let first = buckets_of(config, series.metric).first_bucket(nanos);
                 for counter in counters.get(first..).unwrap_or_default() {
                     sink.add(*counter, 1);
                 }

@@ -7,8 +7,10 @@
 
 pub mod catalog;
 pub mod config;
+mod config_json;
 pub mod events;
 pub mod exchange;
+pub mod json;
 pub mod labels;
 pub mod openapi;
 pub mod routes;

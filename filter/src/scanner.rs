@@ -42,11 +42,11 @@ impl FieldSet {
             }
             if key.len() > MAX_VALUE_LEN {
                 return Err(format!(
-                    "field name {key:?} is longer than {MAX_VALUE_LEN} bytes"
+                    "field name `{key}` is longer than {MAX_VALUE_LEN} bytes"
                 ));
             }
             if keys.iter().take(i).any(|k| k == key) {
-                return Err(format!("field name {key:?} is listed twice"));
+                return Err(format!("field name `{key}` is listed twice"));
             }
         }
         Ok(Self {

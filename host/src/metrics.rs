@@ -314,8 +314,8 @@ pub fn filter_buckets(plugin_config: &[u8], env: &[(String, String)]) -> Seconds
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     });
     seconds_histograms(|metric| match (&config, metric) {
-        (Ok(c), Metric::EnsureVersionSeconds) => c.ensure_version_buckets.bounds.clone(),
-        (Ok(c), _) => c.request_buckets.bounds.clone(),
-        (Err(_), _) => prompter_filter::catalog::DEFAULT_BUCKETS.to_vec(),
+        (Ok(c), Metric::EnsureVersionSeconds) => c.ensure_version_buckets.seconds(),
+        (Ok(c), _) => c.request_buckets.seconds(),
+        (Err(_), _) => prompter_filter::config::Buckets::default().seconds(),
     })
 }

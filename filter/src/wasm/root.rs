@@ -125,12 +125,12 @@ impl RootContext for PluginRoot {
         super::log(
             LogLevel::Info,
             &format!(
-                "prompter-filter: service={} env={}, {} routes, health {} every {:?}",
+                "prompter-filter: service={} env={}, {} routes, health {} every {}s",
                 config.service,
                 config.env,
                 config.routes.len(),
                 config.health.path,
-                config.health.interval
+                config.health.interval.as_secs()
             ),
         );
         let polls = !config.health.interval.is_zero();

@@ -69,11 +69,9 @@ fn assert_same(got: &Series, want: &Series) {
 
 /// A histogram's cumulative bucket counts, in the default bounds' order, `+Inf` last.
 fn buckets(series: &Series, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-    let bounds = prompter_filter::catalog::DEFAULT_BUCKETS
-        .iter()
-        .map(|b| prompter_filter::catalog::format_bound(*b))
-        .chain([prompter_filter::catalog::INF_BOUND.to_string()]);
-    bounds
+    prompter_filter::config::Buckets::default()
+        .labels
+        .into_iter()
         .map(|le| {
             let mut all = vec![(label::SERVICE, "prompter-api"), (label::ENV, "dev")];
             all.extend_from_slice(labels);

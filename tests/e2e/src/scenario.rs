@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use prompter_filter::catalog::{
-    format_bound, label, Metric, BUCKET_SUFFIX, COUNT_SUFFIX, DEFAULT_BUCKETS, INF_BOUND,
-};
+use prompter_filter::catalog::{label, Metric, BUCKET_SUFFIX, COUNT_SUFFIX};
+use prompter_filter::config::Buckets;
 use prompter_sample_api::SampleApi;
 
 use crate::client::{self, Framing};
@@ -113,8 +112,7 @@ pub fn assert_histograms_consistent(series: &Series) {
     for metric in [Metric::RequestSeconds, Metric::EnsureVersionSeconds] {
         let count_name = format!("{}{COUNT_SUFFIX}", metric.name());
         let bucket_name = format!("{}{BUCKET_SUFFIX}", metric.name());
-        let mut bounds: Vec<String> = DEFAULT_BUCKETS.iter().map(|b| format_bound(*b)).collect();
-        bounds.push(INF_BOUND.to_string());
+        let bounds = Buckets::default().labels;
         for (count_key, count) in series.named(&count_name) {
             let labels = count_key.trim_start_matches(&count_name);
             let mut previous = 0.0;

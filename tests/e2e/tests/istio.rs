@@ -14,9 +14,8 @@ use prompter_e2e::istio::{self, Sidecar, WasmPlugin};
 use prompter_e2e::scenario::{self, assert_histograms_consistent, Expected, CREATE};
 use prompter_e2e::scrape::{self, Series};
 use prompter_e2e::{oci, repo_root};
-use prompter_filter::catalog::{
-    format_bound, label, Metric, MetricKind, BUCKET_SUFFIX, DEFAULT_BUCKETS, INF_BOUND, SUM_SUFFIX,
-};
+use prompter_filter::catalog::{label, Metric, MetricKind, BUCKET_SUFFIX, SUM_SUFFIX};
+use prompter_filter::config::Buckets;
 use serde_json::{json, Value as Json};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -123,8 +122,7 @@ fn the_manifests_in_a_sidecar_shaped_envoy_give_every_series_of_the_in_app_modul
     let lines = filter_lines(&text);
     let unique_keys: HashSet<&str> = lines.iter().map(|l| series_key(l)).collect();
     assert_eq!(unique_keys.len(), lines.len(), "a series printed twice");
-    let mut bounds: Vec<String> = DEFAULT_BUCKETS.iter().map(|b| format_bound(*b)).collect();
-    bounds.push(INF_BOUND.to_string());
+    let bounds = Buckets::default().labels;
     for line in &lines {
         assert!(!line.contains(&format!("{SUM_SUFFIX}{{")), "{line}");
         if let Some(at) = line.find(",le=\"") {

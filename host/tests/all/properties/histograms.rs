@@ -99,7 +99,7 @@ fn check(h: &Histogram, bounds: &[f64], observed: &[u64]) -> Result<(), TestCase
 /// Strictly increasing bounds in seconds: the default ones, or any.
 fn bounds() -> impl Strategy<Value = Vec<f64>> {
     prop_oneof![
-        Just(prompter_filter::catalog::DEFAULT_BUCKETS.to_vec()),
+        Just(prompter_filter::config::Buckets::default().seconds()),
         prop::collection::vec(1e-6..1e3f64, 1..12).prop_map(|mut b| {
             b.sort_by(f64::total_cmp);
             b.dedup();
