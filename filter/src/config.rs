@@ -50,7 +50,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         field: field.into(),
         reason: reason.into(),

@@ -2,7 +2,7 @@
 //! by its full path (`openapi.max_bytes`, `unique_violations[0].table`) and says why; unknown
 //! and repeated keys are refused, and `null` means the field is not set.
 
-use crate::config::ConfigError;
+use crate::config::{invalid, ConfigError};
 use crate::json::{self, Value};
 
 /// The members of one configuration object not read yet.
@@ -170,13 +170,6 @@ impl Fields {
                 .map(Some),
             Some(other) => Err(wrong_kind(field, "an array", &other)),
         }
-    }
-}
-
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field: field.into(),
-        reason: reason.into(),
     }
 }
 
