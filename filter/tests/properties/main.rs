@@ -1,10 +1,12 @@
-//! Property tests (proptest) of the filter's streaming readers: whatever the chunk boundaries,
-//! the JSON field scanner, the event-stream reader and a whole exchange give the same result
-//! as when the body arrives in one piece, and that result is what a full JSON parser reads.
+//! Property tests (proptest) of the filter's readers: whatever the chunk boundaries, the JSON
+//! field scanner, the event-stream reader and a whole exchange give the same result as when
+//! the body arrives in one piece, and that result is what a full JSON parser reads; the
+//! configuration's JSON reader accepts and reads what serde_json does.
 //!
 //! Case counts are kept moderate so the target runs in a few seconds in a debug build.
 //! `PROPTEST_CASES=N` raises them for a longer search.
 
+mod config_reader;
 mod exchange;
 mod gen;
 mod json;
