@@ -93,11 +93,7 @@ impl Default for VmOptions {
 impl VmOptions {
     /// Empty means the defaults (Envoy's case).
     pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
-        let mut vm = Fields::document(
-            VM_DOCUMENT,
-            json,
-            &["native_histograms", "stats_flush_interval_ms"],
-        )?;
+        let mut vm = Fields::document(VM_DOCUMENT, json, VM_KEYS)?;
         let stats_flush = vm
             .whole("stats_flush_interval_ms")?
             .map_or(DEFAULT_STATS_FLUSH, Duration::from_millis);
@@ -116,7 +112,10 @@ impl VmOptions {
 
 // ---- the JSON as users write it: the keys of each object ---------------------------------
 
-const TOP_LEVEL: &[&str] = &[
+/// The keys of the VM configuration.
+pub const VM_KEYS: &[&str] = &["native_histograms", "stats_flush_interval_ms"];
+/// The top-level keys of the plugin configuration (README's reference).
+pub const TOP_LEVEL: &[&str] = &[
     "service",
     "env",
     "routes",

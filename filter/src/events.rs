@@ -311,37 +311,63 @@ pub(crate) mod tests {
         assert_eq!(recorder.series(), 2);
     }
 
+    /// A [`MapSink`] that refuses a definition when `refuse(name)` says so (as Envoy may),
+    /// counting every definition asked for.
+    struct RefusingSink<F> {
+        inner: MapSink,
+        refuse: F,
+        definitions: usize,
+    }
+
+    impl<F: FnMut(&str) -> bool> RefusingSink<F> {
+        fn new(refuse: F) -> Self {
+            RefusingSink {
+                inner: MapSink::default(),
+                refuse,
+                definitions: 0,
+            }
+        }
+
+        fn define(
+            &mut self,
+            name: &str,
+            define: fn(&mut MapSink, &str) -> Option<u32>,
+        ) -> Option<u32> {
+            self.definitions += 1;
+            if (self.refuse)(name) {
+                return None;
+            }
+            define(&mut self.inner, name)
+        }
+    }
+
+    impl<F: FnMut(&str) -> bool> StatSink for RefusingSink<F> {
+        fn counter(&mut self, name: &str) -> Option<u32> {
+            self.define(name, MapSink::counter)
+        }
+        fn gauge(&mut self, name: &str) -> Option<u32> {
+            self.define(name, MapSink::gauge)
+        }
+        fn histogram(&mut self, name: &str) -> Option<u32> {
+            self.define(name, MapSink::histogram)
+        }
+        fn add(&mut self, counter: u32, delta: u64) {
+            self.inner.add(counter, delta)
+        }
+        fn set(&mut self, gauge: u32, value: u64) {
+            self.inner.set(gauge, value)
+        }
+        fn observe(&mut self, histogram: u32, nanos: u64) {
+            self.inner.observe(histogram, nanos)
+        }
+    }
+
     #[test]
     fn each_series_is_resolved_once_and_a_refused_one_is_tried_again() {
-        /// Refuses the first definition it is asked for, then counts definitions.
-        #[derive(Default)]
-        struct Refusing {
-            inner: MapSink,
-            definitions: usize,
-        }
-        impl StatSink for Refusing {
-            fn counter(&mut self, name: &str) -> Option<u32> {
-                self.definitions += 1;
-                (self.definitions > 1).then(|| self.inner.counter(name))?
-            }
-            fn gauge(&mut self, name: &str) -> Option<u32> {
-                self.counter(name)
-            }
-            fn histogram(&mut self, name: &str) -> Option<u32> {
-                self.counter(name)
-            }
-            fn add(&mut self, counter: u32, delta: u64) {
-                self.inner.add(counter, delta)
-            }
-            fn set(&mut self, gauge: u32, value: u64) {
-                self.inner.set(gauge, value)
-            }
-            fn observe(&mut self, histogram: u32, nanos: u64) {
-                self.inner.observe(histogram, nanos)
-            }
-        }
         let config = Config::parse(b"", |_| None).unwrap();
-        let mut sink = Refusing::default();
+        // Refuses the first definition it is asked for.
+        let mut refused = false;
+        let mut sink = RefusingSink::new(move |_: &str| !std::mem::replace(&mut refused, true));
         let mut recorder = Recorder::default();
         let series = Series {
             metric: Metric::ResultsInsert,
@@ -368,38 +394,12 @@ pub(crate) mod tests {
 
     #[test]
     fn a_histogram_refused_halfway_is_counted_once_resolved() {
-        /// Refuses the `_count` stat the first time: the buckets before it were defined.
-        #[derive(Default)]
-        struct RefusesCountOnce {
-            inner: MapSink,
-            refused: bool,
-        }
-        impl StatSink for RefusesCountOnce {
-            fn counter(&mut self, name: &str) -> Option<u32> {
-                if name.ends_with(COUNT_SUFFIX) && !self.refused {
-                    self.refused = true;
-                    return None;
-                }
-                self.inner.counter(name)
-            }
-            fn gauge(&mut self, name: &str) -> Option<u32> {
-                self.inner.gauge(name)
-            }
-            fn histogram(&mut self, name: &str) -> Option<u32> {
-                self.inner.histogram(name)
-            }
-            fn add(&mut self, counter: u32, delta: u64) {
-                self.inner.add(counter, delta)
-            }
-            fn set(&mut self, gauge: u32, value: u64) {
-                self.inner.set(gauge, value)
-            }
-            fn observe(&mut self, histogram: u32, nanos: u64) {
-                self.inner.observe(histogram, nanos)
-            }
-        }
         let config = Config::parse(b"", |_| None).unwrap();
-        let mut sink = RefusesCountOnce::default();
+        // Refuses the `_count` stat the first time: the buckets before it were defined.
+        let mut refused = false;
+        let mut sink = RefusingSink::new(move |name: &str| {
+            name.ends_with(COUNT_SUFFIX) && !std::mem::replace(&mut refused, true)
+        });
         let mut recorder = Recorder::default();
         let series = Series {
             metric: Metric::EnsureVersionSeconds,

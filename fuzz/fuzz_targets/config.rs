@@ -5,26 +5,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use prompter_filter::config::{Config, ConfigError, VmOptions, ENV_ENV_VAR, SERVICE_ENV_VAR};
+use prompter_filter::config::{
+    Config, ConfigError, VmOptions, DOCUMENT, ENV_ENV_VAR, SERVICE_ENV_VAR, TOP_LEVEL, VM_DOCUMENT,
+    VM_KEYS,
+};
 use prompter_filter::labels::is_clean;
-
-/// Top-level keys of the configuration (README's reference); every error field starts with
-/// one of them.
-const FIELDS: [&str; 13] = [
-    "service",
-    "env",
-    "routes",
-    "probe",
-    "run",
-    "unique_violations",
-    "fields",
-    "providers",
-    "fingerprint_provider",
-    "models",
-    "health",
-    "openapi",
-    "buckets",
-];
 
 fn assert_names_a_field(e: &ConfigError, document_field: &str, fields: &[&str]) {
     let head = e.field.split(['.', '[', ' ']).next().unwrap_or_default();
@@ -72,14 +57,10 @@ fuzz_target!(|data: &[u8]| {
     };
     match Config::parse(json, env_var) {
         Ok(config) => assert_usable(&config),
-        Err(e) => assert_names_a_field(&e, "(document)", &FIELDS),
+        Err(e) => assert_names_a_field(&e, DOCUMENT, TOP_LEVEL),
     }
     match VmOptions::parse(data) {
         Ok(options) => assert!(options.stats_flush.as_millis() <= 60_000),
-        Err(e) => assert_names_a_field(
-            &e,
-            "(vm configuration)",
-            &["stats_flush_interval_ms", "native_histograms"],
-        ),
+        Err(e) => assert_names_a_field(&e, VM_DOCUMENT, VM_KEYS),
     }
 });
