@@ -4,28 +4,24 @@
 //! and under the wasmtime host's (every update sent at once), and for the empty proxy-wasm
 //! filter (the floor); the host calls each request makes are counted and printed first.
 //!
-//! Needs both release modules: `cargo build -p prompter-filter -p prompter-empty-filter
-//! --target wasm32-wasip1 --release`, then `cargo bench -p prompter-host --bench request`.
+//! Needs the modules as shipped: `scripts/build-wasm`, then `cargo bench -p prompter-host
+//! --bench request`.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion};
 use prompter_host::clock::Clock;
 use prompter_host::state::PluginSetup;
-use prompter_host::testing::{shared_for, Request};
+use prompter_host::testing::{shared_for, shipped_wasm, Request};
 use prompter_host::vm::{FilterInstance, FilterModule};
 
 /// Health polling off: a bench has no upstream to answer it.
 const CONFIG: &str = r#"{"health":{"interval_seconds":0}}"#;
 
 fn module(file: &str) -> FilterModule {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip1/release")
-        .join(file);
-    FilterModule::from_file(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}: build it with `cargo build -p prompter-filter -p prompter-empty-filter --target wasm32-wasip1 --release`", path.display())
-    })
+    let path = shipped_wasm(file);
+    FilterModule::from_file(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}: build it with scripts/build-wasm", path.display()))
 }
 
 /// The requests of the load mix that differ for the filter: a plain GET (no body scanned),

@@ -9,8 +9,9 @@ use std::str::FromStr;
 use prompter_filter::config::{Config, DEFAULT_HEALTH_CLUSTER, ENV_ENV_VAR, SERVICE_ENV_VAR};
 use prompter_filter::stat_name;
 
-/// Where the release build of the filter lands, relative to the repository root.
-pub const DEFAULT_WASM: &str = "target/wasm32-wasip1/release/prompter_filter.wasm";
+/// Where the filter as shipped lands (`scripts/build-wasm`: cargo's release build through
+/// wasm-opt), relative to the repository root.
+pub const DEFAULT_WASM: &str = "target/wasm/prompter_filter.wasm";
 
 /// A `host:port` pair; the host may be an IP address or a DNS name.
 #[derive(Debug, Clone, PartialEq, Eq)]

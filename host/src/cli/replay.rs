@@ -63,10 +63,7 @@ fn metrics(args: &ReplayArgs) -> Result<String, String> {
         None => DEFAULT_PLUGIN_CONFIG.as_bytes().to_vec(),
     };
     let module = FilterModule::from_file(&args.wasm).map_err(|e| match e {
-        HostError::Read { .. } => format!(
-            "{e} (build it with `cargo build -p prompter-filter --target wasm32-wasip1 \
-             --release`, or give --wasm)"
-        ),
+        HostError::Read { .. } => format!("{e} (build it with scripts/build-wasm, or give --wasm)"),
         e => e.to_string(),
     })?;
     let setup = PluginSetup {

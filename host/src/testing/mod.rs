@@ -26,11 +26,40 @@ use crate::state::{
 };
 use crate::vm::{Action, FilterInstance, FilterModule};
 
-/// The release build of the filter (`scripts/test` builds it before the tests).
+/// The filter as shipped (`scripts/test` builds it before the tests).
 pub fn default_wasm() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
+    let default = Path::new(crate::envoy_config::DEFAULT_WASM);
+    shipped_wasm(
+        default
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default(),
+    )
+}
+
+/// A module as shipped, by file name: `scripts/build-wasm` writes them next to
+/// [`DEFAULT_WASM`](crate::envoy_config::DEFAULT_WASM). Panics, saying how to build it, when
+/// it is missing, or older than cargo's build of the same module: sources rebuilt by cargo
+/// alone would otherwise leave the tests on the module from before.
+pub fn shipped_wasm(file: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shipped = root
         .join(crate::envoy_config::DEFAULT_WASM)
+        .with_file_name(file);
+    let cargo_build = root.join("target/wasm32-wasip1/release").join(file);
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    match (modified(&shipped), modified(&cargo_build)) {
+        (None, _) => panic!(
+            "{} not found: build it with scripts/build-wasm (scripts/test does)",
+            shipped.display()
+        ),
+        (Some(shipped_at), Some(built_at)) if built_at > shipped_at => panic!(
+            "{} is older than cargo's {}: run scripts/build-wasm",
+            shipped.display(),
+            cargo_build.display()
+        ),
+        _ => shipped,
+    }
 }
 
 /// The default filter module, compiled once per test process.
@@ -39,9 +68,8 @@ pub fn default_module() -> FilterModule {
     MODULE
         .get_or_init(|| {
             let path = default_wasm();
-            FilterModule::from_file(&path).unwrap_or_else(|e| {
-                panic!("{e}: build it with `cargo build -p prompter-filter --target wasm32-wasip1 --release` (scripts/test does)")
-            })
+            FilterModule::from_file(&path)
+                .unwrap_or_else(|e| panic!("{e}: build it with scripts/build-wasm"))
         })
         .clone()
 }

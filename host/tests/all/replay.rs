@@ -544,7 +544,7 @@ fn the_command_fails_on_a_bad_line_before_loading_anything() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("cannot read wasm module /nonexistent.wasm")
-            && stderr.contains("cargo build -p prompter-filter"),
+            && stderr.contains("build it with scripts/build-wasm"),
         "{stderr}"
     );
 }

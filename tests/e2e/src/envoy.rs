@@ -23,15 +23,9 @@ pub fn envoy_binary() -> PathBuf {
     path
 }
 
-/// The release build of the filter; `scripts/test` builds it before the tests run.
+/// The filter as shipped; `scripts/test` builds it before the tests run.
 pub fn wasm_module() -> PathBuf {
-    let path = repo_root().join(prompter_host::envoy_config::DEFAULT_WASM);
-    assert!(
-        path.exists(),
-        "{} not found: build it with `cargo build -p prompter-filter --target wasm32-wasip1 --release` (scripts/test does)",
-        path.display()
-    );
-    path
+    prompter_host::testing::default_wasm()
 }
 
 #[derive(Debug, Clone)]

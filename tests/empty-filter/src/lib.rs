@@ -1,8 +1,7 @@
 //! The floor of the benchmarks: a proxy-wasm filter with a root and an HTTP context that do
 //! nothing, so whatever Envoy pays for it is the cost of any Wasm filter, before its own work.
 //!
-//! `cargo build -p prompter-empty-filter --target wasm32-wasip1 --release`
-//! → `target/wasm32-wasip1/release/prompter_empty_filter.wasm`
+//! `scripts/build-wasm` builds it with the filter, the same way → `target/wasm/prompter_empty_filter.wasm`
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;

@@ -6,8 +6,7 @@
 //! VM they return) in Envoy's Wasm runtime; whatever `prompter_filter` costs over it is our
 //! own work.
 //!
-//! `cargo build -p prompter-reads-filter --target wasm32-wasip1 --release`
-//! → `target/wasm32-wasip1/release/prompter_reads_filter.wasm`
+//! `scripts/build-wasm` builds it with the filter, the same way → `target/wasm/prompter_reads_filter.wasm`
 
 use std::hint::black_box;
 
