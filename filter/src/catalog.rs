@@ -200,7 +200,11 @@ pub fn format_bound(nanos: u64) -> String {
     } else {
         // Below 1e-4 s `repr` switches to an exponent of at least two digits: `2.5e-05`.
         let digits = nanos.to_string();
-        let (first, rest) = digits.split_at(1);
+        // `get`, not `split_at`: see `routes::without_query`.
+        let (first, rest) = (
+            digits.get(..1).unwrap_or("0"),
+            digits.get(1..).unwrap_or(""),
+        );
         let rest = rest.trim_end_matches('0');
         let dot = if rest.is_empty() { "" } else { "." };
         format!("{first}{dot}{rest}e-{:02}", 9 - (digits.len() - 1))

@@ -155,10 +155,11 @@ fn parse_template(text: &str) -> Result<Template, String> {
 
 /// The path without its query string or fragment.
 pub fn without_query(path: &str) -> &str {
-    match memchr::memchr2(b'?', b'#', path.as_bytes()) {
-        Some(end) => &path[..end],
-        None => path,
-    }
+    // `get`, not indexing: the end is always a char boundary (an ASCII byte), and the module
+    // then carries no slicing panic and its formatting code.
+    memchr::memchr2(b'?', b'#', path.as_bytes())
+        .and_then(|end| path.get(..end))
+        .unwrap_or(path)
 }
 
 /// `rest` is a path after its leading `/`, with as many segments as the template.
