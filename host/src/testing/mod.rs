@@ -47,18 +47,27 @@ pub fn shipped_wasm(file: &str) -> PathBuf {
         .join(crate::envoy_config::DEFAULT_WASM)
         .with_file_name(file);
     let cargo_build = root.join("target/wasm32-wasip1/release").join(file);
+    if let Err(problem) = check_shipped(&shipped, &cargo_build) {
+        panic!("{problem}");
+    }
+    shipped
+}
+
+/// Why `shipped` is not to be loaded, if it is not: missing, or older than `cargo_build`
+/// (a missing cargo build is fine: the module may come from elsewhere).
+fn check_shipped(shipped: &Path, cargo_build: &Path) -> std::result::Result<(), String> {
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    match (modified(&shipped), modified(&cargo_build)) {
-        (None, _) => panic!(
+    match (modified(shipped), modified(cargo_build)) {
+        (None, _) => Err(format!(
             "{} not found: build it with scripts/build-wasm (scripts/test does)",
             shipped.display()
-        ),
-        (Some(shipped_at), Some(built_at)) if built_at > shipped_at => panic!(
+        )),
+        (Some(shipped_at), Some(built_at)) if built_at > shipped_at => Err(format!(
             "{} is older than cargo's {}: run scripts/build-wasm",
             shipped.display(),
             cargo_build.display()
-        ),
-        _ => shipped,
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -304,5 +313,41 @@ impl Harness {
 
     pub fn logs(&self) -> Vec<String> {
         self.shared.logs.texts()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::time::{Duration, SystemTime};
+
+    use super::check_shipped;
+
+    #[test]
+    fn a_shipped_module_older_than_cargos_build_or_missing_is_refused() {
+        let dir = std::env::temp_dir().join(format!("prompter-shipped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (shipped, built) = (dir.join("shipped.wasm"), dir.join("built.wasm"));
+        let touch = |path: &std::path::Path, at: SystemTime| {
+            File::create(path).unwrap().set_modified(at).unwrap();
+        };
+        let now = SystemTime::now();
+
+        let missing = check_shipped(&shipped, &built).unwrap_err();
+        assert!(missing.contains("not found") && missing.contains("scripts/build-wasm"));
+
+        touch(&shipped, now);
+        assert_eq!(check_shipped(&shipped, &built), Ok(()), "no cargo build");
+        touch(&built, now - Duration::from_secs(1));
+        assert_eq!(
+            check_shipped(&shipped, &built),
+            Ok(()),
+            "built, then shipped"
+        );
+        touch(&built, now + Duration::from_secs(1));
+        let stale = check_shipped(&shipped, &built).unwrap_err();
+        assert!(stale.contains("is older than cargo's"), "{stale}");
+
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
