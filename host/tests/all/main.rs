@@ -7,4 +7,5 @@ mod filter;
 mod openapi;
 mod properties;
 mod replay;
+mod shipped;
 mod sse;
