@@ -20,14 +20,19 @@ impl Fields {
     /// all-whitespace) document is an empty object: every setting at its default.
     pub fn document(root: &'static str, json: &[u8], known: &[&str]) -> Result<Self, ConfigError> {
         if json.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Fields {
-                root,
-                path: String::new(),
-                members: Vec::new(),
-            });
+            return Ok(Self::empty(root, String::new()));
         }
         let value = json::parse(json).map_err(|e| invalid(root, e.to_string()))?;
         Self::new(root, String::new(), value, known)
+    }
+
+    /// An object with nothing set, at `path`: every setting read from it is at its default.
+    fn empty(root: &'static str, path: String) -> Self {
+        Fields {
+            root,
+            path,
+            members: Vec::new(),
+        }
     }
 
     /// The object at `path`, whose keys must all be among `known` (each once).
@@ -137,11 +142,9 @@ impl Fields {
     /// The object at `key`, or an empty one when it is not set: a section whose settings all
     /// have defaults.
     pub fn section(&mut self, key: &str, known: &[&str]) -> Result<Fields, ConfigError> {
-        Ok(self.object(key, known)?.unwrap_or_else(|| Fields {
-            root: self.root,
-            path: self.path_of(key),
-            members: Vec::new(),
-        }))
+        Ok(self
+            .object(key, known)?
+            .unwrap_or_else(|| Self::empty(self.root, self.path_of(key))))
     }
 
     /// An array of objects, whose keys must be among `known`.
