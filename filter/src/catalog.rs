@@ -26,6 +26,17 @@ pub mod label {
 pub const BUCKET_SUFFIX: &str = "_bucket";
 pub const COUNT_SUFFIX: &str = "_count";
 pub const SUM_SUFFIX: &str = "_sum";
+/// Through Envoy a histogram's sum is a counter of whole microseconds, `<name>_sum_microseconds`
+/// (proxy-wasm counters are integers, and Envoy's own histograms print their buckets in the
+/// recorded unit). `dashboards/recording.yml` records `<name>_sum` in seconds from it, so an
+/// average, `rate(x_sum[5m]) / rate(x_count[5m])`, reads the same behind Envoy and the host.
+pub const SUM_MICROS_SUFFIX: &str = "_sum_microseconds";
+
+/// A duration in nanoseconds as the whole microseconds the `_sum_microseconds` counters add:
+/// rounded to the nearest, so the sum is within half a microsecond per observation.
+pub fn nanos_to_micros(nanos: u64) -> u64 {
+    nanos / 1_000 + u64::from(nanos % 1_000 >= 500)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
@@ -235,6 +246,22 @@ mod tests {
             assert!(!def.labels.contains(&LE));
             assert!(def.labels.iter().all(|l| label::ALL.contains(l)));
         }
+    }
+
+    #[test]
+    fn sums_round_to_the_nearest_microsecond() {
+        let cases = [
+            (0, 0),
+            (499, 0),
+            (500, 1),
+            (1_000, 1),
+            (1_499, 1),
+            (1_500, 2),
+        ];
+        for (nanos, micros) in cases {
+            assert_eq!(nanos_to_micros(nanos), micros, "{nanos} ns");
+        }
+        assert_eq!(nanos_to_micros(u64::MAX), u64::MAX / 1_000 + 1);
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //!
 //! An [`Event`] names a catalog metric and its label values. A [`Recorder`] turns it into
 //! updates of tag-encoded stats: a histogram observation becomes cumulative `_bucket{le}`
-//! counters and a `_count` counter, because a proxy-wasm histogram records integers and Envoy
-//! would export its buckets in that unit, never in seconds.
+//! counters, a `_count` counter and a `_sum_microseconds` counter, because a proxy-wasm
+//! histogram records integers and Envoy would export its buckets in that unit, never in
+//! seconds.
 
-use crate::catalog::{label, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX};
+use crate::catalog::{
+    label, nanos_to_micros, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX,
+};
 use crate::config::{Buckets, Config};
 use crate::series_cache::SeriesCache;
 use crate::stat_name;
@@ -51,11 +54,21 @@ enum Resolved {
     Counter(u32),
     Gauge(u32),
     /// A histogram kept as counters: the cumulative `_bucket{le}` counters in bound order,
-    /// then `_count`; and the native histogram when the host takes one.
+    /// then `_count`; its sum in microseconds, or the native histogram when the host takes
+    /// one (which has a sum of its own).
     Histogram {
         counters: Box<[u32]>,
-        native: Option<u32>,
+        sum: Sum,
     },
+}
+
+/// Where a histogram's sum goes.
+#[derive(Debug)]
+enum Sum {
+    /// A counter of whole microseconds ([`SUM_MICROS_SUFFIX`]).
+    Micros(u32),
+    /// The host's native histogram, observing nanoseconds.
+    Native(u32),
 }
 
 /// Turns events into stat updates. Each series is resolved to its sink handles once and
@@ -91,13 +104,14 @@ impl Recorder {
         match (event, resolved) {
             (Event::Count(_), Resolved::Counter(counter)) => sink.add(*counter, 1),
             (Event::Set(_, value), Resolved::Gauge(gauge)) => sink.set(*gauge, value),
-            (Event::Observe(_, nanos), Resolved::Histogram { counters, native }) => {
+            (Event::Observe(_, nanos), Resolved::Histogram { counters, sum }) => {
                 let first = buckets_of(config, series.metric).first_bucket(nanos);
                 for counter in counters.get(first..).unwrap_or_default() {
                     sink.add(*counter, 1);
                 }
-                if let Some(histogram) = native {
-                    sink.observe(*histogram, nanos);
+                match sum {
+                    Sum::Micros(counter) => sink.add(*counter, nanos_to_micros(nanos)),
+                    Sum::Native(histogram) => sink.observe(*histogram, nanos),
                 }
             }
             // The kind of a series is its metric's: an event of another kind is a bug in the
@@ -155,14 +169,14 @@ fn resolve(
                 ))?);
             }
             counters.push(sink.counter(encode(scratch, name, &pairs[..n], COUNT_SUFFIX))?);
-            let native = if config.native_histograms {
-                Some(sink.histogram(encode(scratch, name, &pairs[..n], ""))?)
+            let sum = if config.native_histograms {
+                Sum::Native(sink.histogram(encode(scratch, name, &pairs[..n], ""))?)
             } else {
-                None
+                Sum::Micros(sink.counter(encode(scratch, name, &pairs[..n], SUM_MICROS_SUFFIX))?)
             };
             Some(Resolved::Histogram {
                 counters: counters.into_boxed_slice(),
-                native,
+                sum,
             })
         }
     }
@@ -249,7 +263,7 @@ pub(crate) mod tests {
             values: &["prompter-api", "dev", "openai"],
         };
         recorder.record(&config, Event::Observe(series, 300_000_000), &mut sink);
-        recorder.record(&config, Event::Observe(series, 10_000_000), &mut sink);
+        recorder.record(&config, Event::Observe(series, 9_999_501), &mut sink);
         let prefix = "service=.=prompter-api;.;env=.=dev;.;provider=.=openai;.;";
         let bucket = |sink: &MapSink, le: &str| {
             sink.stats[&format!("{prefix}le=.={le};.;prompter_ensure_version_seconds_bucket")]
@@ -263,7 +277,12 @@ pub(crate) mod tests {
             sink.stats[&format!("{prefix}prompter_ensure_version_seconds_count")],
             2
         );
-        assert_eq!(sink.stats.len(), 16);
+        assert_eq!(
+            sink.stats[&format!("{prefix}prompter_ensure_version_seconds_sum_microseconds")],
+            310_000,
+            "each observation rounded to the nearest microsecond"
+        );
+        assert_eq!(sink.stats.len(), 17);
         assert!(
             sink.observed.is_empty(),
             "no native histogram unless the host takes them"
@@ -280,6 +299,10 @@ pub(crate) mod tests {
             vec![(native.clone(), 300_000_000), (native, 10_000_000)]
         );
         assert_eq!(bucket(&sink, "0.5"), 2, "the buckets are kept too");
+        assert!(
+            !sink.stats.keys().any(|k| k.ends_with(SUM_MICROS_SUFFIX)),
+            "the native histogram has the sum"
+        );
     }
 
     #[test]
@@ -419,10 +442,10 @@ pub(crate) mod tests {
             2,
             "the first observation is dropped, the next two counted once each"
         );
-        assert_eq!(stats.len(), 16);
+        assert_eq!(stats.len(), 17);
         assert_eq!(
             sink.inner.names.len(),
-            16,
+            17,
             "a stat defined twice has one handle"
         );
     }

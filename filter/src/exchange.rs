@@ -260,8 +260,10 @@ impl Exchange {
         ));
 
         match self.role {
-            // A 4xx never reached the provider; no response at all counts as a failed probe.
-            Role::Probe if matches!(class, None | Some(2) | Some(5)) => {
+            // A 4xx never reached the provider. Without any status the client hung up before
+            // the answer (an upstream that could not answer gets Envoy's own 503 or 504): what
+            // the provider did is unknown, so it is no attempt, and no failure.
+            Role::Probe if matches!(class, Some(2) | Some(5)) => {
                 let provider = match fields.field(FIELD_PROVIDER) {
                     Some(FieldValue::TooLong) => OTHER,
                     value => {
@@ -366,13 +368,18 @@ impl Fields<'_> {
         self.response.as_ref().map_or(&ABSENT, |s| s.field(index))
     }
 
-    /// A field from the request body, else from the response body (`None` when neither has it).
+    /// A field from the request body, else from the response body (`None` when neither has
+    /// it). An empty string is no value: it gives way to the other body.
     fn field(&self, index: usize) -> Option<&FieldValue> {
         let from_request = self.request.map(|s| s.field(index));
         [from_request, Some(self.response_field(index))]
             .into_iter()
             .flatten()
-            .find(|v| matches!(v, FieldValue::Str(_) | FieldValue::TooLong))
+            .find(|v| match v {
+                FieldValue::Str(s) => !s.as_str().is_empty(),
+                FieldValue::TooLong => true,
+                _ => false,
+            })
     }
 
     fn string_field(&self, index: usize) -> Option<&str> {

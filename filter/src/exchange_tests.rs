@@ -174,8 +174,15 @@ fn probes_count_attempts_failures_and_their_duration() {
         probe(Some("502")).domain_events(),
         vec![attempt.clone(), failure.clone(), timing.clone()]
     );
-    // No upstream response at all: the probe was attempted and failed.
-    assert_eq!(probe(None).domain_events(), vec![attempt, failure, timing]);
+    // Envoy's own answers when the upstream could not answer are failed attempts.
+    for own in ["503", "504"] {
+        assert_eq!(
+            probe(Some(own)).domain_events(),
+            vec![attempt.clone(), failure.clone(), timing.clone()]
+        );
+    }
+    // No status at all: the client hung up before the answer, which may still have come.
+    assert_eq!(probe(None).domain_events(), vec![]);
     // A 4xx never reached the provider.
     assert_eq!(probe(Some("404")).domain_events(), vec![]);
     assert_eq!(probe(Some("422")).domain_events(), vec![]);
@@ -218,6 +225,18 @@ fn provider_and_model_come_from_the_request_else_the_response_else_unknown() {
         attempt("anthropic", "claude")
     );
     assert_eq!(run("not json", "<html>"), attempt("unknown", "unknown"));
+    // An empty string is no value: the response's is taken, as for a missing one.
+    assert_eq!(
+        run(
+            r#"{"provider":"","model_id":""}"#,
+            r#"{"provider":"google","model_id":"m2"}"#
+        ),
+        attempt("google", "m2")
+    );
+    assert_eq!(
+        run(r#"{"provider":"","model_id":""}"#, "{}"),
+        attempt("unknown", "unknown")
+    );
     assert_eq!(
         run(r#"{"meta":{"provider":"openai"}}"#, "{}"),
         attempt("unknown", "unknown")

@@ -15,7 +15,9 @@ use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use prompter_filter::catalog::{Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX};
+use prompter_filter::catalog::{
+    Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX,
+};
 use prompter_filter::stat_name;
 
 use crate::logs::{Level, Logs};
@@ -173,12 +175,15 @@ impl MetricStore {
             );
             return Export::Hidden;
         }
-        // The filter's Envoy-shaped bucket counters, when a real histogram exists for them.
-        let replaced_by_histogram = [BUCKET_SUFFIX, COUNT_SUFFIX].iter().any(|suffix| {
-            series
-                .strip_suffix(suffix)
-                .is_some_and(|base| self.seconds.contains_key(base))
-        });
+        // The filter's Envoy-shaped histogram counters, when a real histogram exists for them.
+        let replaced_by_histogram =
+            [BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX]
+                .iter()
+                .any(|suffix| {
+                    series
+                        .strip_suffix(suffix)
+                        .is_some_and(|base| self.seconds.contains_key(base))
+                });
         let registry = &mut inner.registry;
         let families = &mut inner.families;
         match kind {

@@ -39,30 +39,85 @@ pub fn default_wasm() -> PathBuf {
 
 /// A module as shipped, by file name: `scripts/build-wasm` writes them next to
 /// [`DEFAULT_WASM`](crate::envoy_config::DEFAULT_WASM). Panics, saying how to build it, when
-/// it is missing, or older than cargo's build of the same module: sources rebuilt by cargo
-/// alone would otherwise leave the tests on the module from before.
+/// it is missing, or older than its sources or than cargo's build of it: `cargo test` does
+/// not rebuild the wasm modules, and would otherwise test the module from before an edit.
 pub fn shipped_wasm(file: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let shipped = root
         .join(crate::envoy_config::DEFAULT_WASM)
         .with_file_name(file);
     let cargo_build = root.join("target/wasm32-wasip1/release").join(file);
-    if let Err(problem) = check_shipped(&shipped, &cargo_build) {
+    let sources = module_sources(&root, file);
+    if let Err(problem) = check_shipped(&shipped, &cargo_build, &sources) {
         panic!("{problem}");
     }
     shipped
 }
 
-/// Why `shipped` is not to be loaded, if it is not: missing, or older than `cargo_build`
-/// (a missing cargo build is fine: the module may come from elsewhere).
-fn check_shipped(shipped: &Path, cargo_build: &Path) -> std::result::Result<(), String> {
+/// What `scripts/build-wasm` builds a module from: its crate (by the module's file name),
+/// and the workspace's manifests, lock file and build settings.
+fn module_sources(root: &Path, file: &str) -> Vec<PathBuf> {
+    let krate = match file {
+        "prompter_empty_filter.wasm" => "tests/empty-filter",
+        "prompter_reads_filter.wasm" => "tests/reads-filter",
+        _ => "filter",
+    };
+    let mut sources: Vec<PathBuf> = [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo/config.toml",
+        "rust-toolchain.toml",
+        "scripts/build-wasm",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    sources.push(root.join(krate).join("Cargo.toml"));
+    files_under(&root.join(krate).join("src"), &mut sources);
+    sources
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// Why `shipped` is not to be loaded, if it is not: missing, older than one of `sources`, or
+/// older than `cargo_build` (a missing cargo build is fine: the module may come from
+/// elsewhere, and so may a missing source).
+fn check_shipped(
+    shipped: &Path,
+    cargo_build: &Path,
+    sources: &[PathBuf],
+) -> std::result::Result<(), String> {
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    match (modified(shipped), modified(cargo_build)) {
-        (None, _) => Err(format!(
+    let Some(shipped_at) = modified(shipped) else {
+        return Err(format!(
             "{} not found: build it with scripts/build-wasm (scripts/test does)",
             shipped.display()
-        )),
-        (Some(shipped_at), Some(built_at)) if built_at > shipped_at => Err(format!(
+        ));
+    };
+    let newer = sources
+        .iter()
+        .filter_map(|source| Some((modified(source)?, source)))
+        .filter(|(at, _)| *at > shipped_at)
+        .max();
+    if let Some((_, source)) = newer {
+        return Err(format!(
+            "{} is older than its source {}: run scripts/build-wasm (cargo test does not \
+             rebuild the wasm modules)",
+            shipped.display(),
+            source.display()
+        ));
+    }
+    match modified(cargo_build) {
+        Some(built_at) if built_at > shipped_at => Err(format!(
             "{} is older than cargo's {}: run scripts/build-wasm",
             shipped.display(),
             cargo_build.display()
@@ -321,33 +376,59 @@ mod tests {
     use std::fs::File;
     use std::time::{Duration, SystemTime};
 
-    use super::check_shipped;
+    use super::{check_shipped, module_sources};
 
     #[test]
-    fn a_shipped_module_older_than_cargos_build_or_missing_is_refused() {
+    fn a_shipped_module_older_than_its_sources_or_cargos_build_or_missing_is_refused() {
         let dir = std::env::temp_dir().join(format!("prompter-shipped-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (shipped, built) = (dir.join("shipped.wasm"), dir.join("built.wasm"));
+        let source = dir.join("exchange.rs");
+        let sources = [source.clone(), dir.join("missing.rs")];
         let touch = |path: &std::path::Path, at: SystemTime| {
             File::create(path).unwrap().set_modified(at).unwrap();
         };
         let now = SystemTime::now();
+        let check = || check_shipped(&shipped, &built, &sources);
 
-        let missing = check_shipped(&shipped, &built).unwrap_err();
+        let missing = check().unwrap_err();
         assert!(missing.contains("not found") && missing.contains("scripts/build-wasm"));
 
         touch(&shipped, now);
-        assert_eq!(check_shipped(&shipped, &built), Ok(()), "no cargo build");
+        assert_eq!(check(), Ok(()), "no cargo build, no source");
         touch(&built, now - Duration::from_secs(1));
-        assert_eq!(
-            check_shipped(&shipped, &built),
-            Ok(()),
-            "built, then shipped"
-        );
+        touch(&source, now - Duration::from_secs(2));
+        assert_eq!(check(), Ok(()), "edited, built, then shipped");
+
         touch(&built, now + Duration::from_secs(1));
-        let stale = check_shipped(&shipped, &built).unwrap_err();
+        let stale = check().unwrap_err();
         assert!(stale.contains("is older than cargo's"), "{stale}");
 
+        touch(&source, now + Duration::from_secs(2));
+        let edited = check().unwrap_err();
+        assert!(
+            edited.contains("older than its source") && edited.contains("exchange.rs"),
+            "an edit after the build: {edited}"
+        );
+        assert!(edited.contains("run scripts/build-wasm"), "{edited}");
+
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_filters_sources_are_its_crate_and_the_workspace_build_settings() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let sources = module_sources(&root, "prompter_filter.wasm");
+        for file in [
+            "filter/src/exchange.rs",
+            "filter/src/wasm/http.rs",
+            "Cargo.lock",
+        ] {
+            assert!(sources.contains(&root.join(file)), "{file}");
+        }
+        assert!(!sources.iter().any(|s| s.starts_with(root.join("host"))));
+        let empty = module_sources(&root, "prompter_empty_filter.wasm");
+        assert!(empty.contains(&root.join("tests/empty-filter/src/lib.rs")));
+        assert!(!empty.iter().any(|s| s.starts_with(root.join("filter"))));
     }
 }

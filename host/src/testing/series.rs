@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use prompter_filter::catalog::{Metric, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_SUFFIX};
+use prompter_filter::catalog::{
+    Metric, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX, SUM_SUFFIX,
+};
 
 /// Formats a series key.
 pub fn key(name: &str, labels: &[(&str, &str)]) -> String {
@@ -30,7 +32,8 @@ impl Series {
             .map(|(k, v)| (k, *v))
     }
 
-    /// How many series `metric` has: a histogram's `_bucket`, `_count` and `_sum` included.
+    /// How many series `metric` has: a histogram's `_bucket`, `_count` and `_sum` (or
+    /// `_sum_microseconds`) included.
     pub fn count_of(&self, metric: Metric) -> usize {
         let name = metric.name();
         [
@@ -38,6 +41,7 @@ impl Series {
             format!("{name}{BUCKET_SUFFIX}"),
             format!("{name}{COUNT_SUFFIX}"),
             format!("{name}{SUM_SUFFIX}"),
+            format!("{name}{SUM_MICROS_SUFFIX}"),
         ]
         .iter()
         .map(|n| self.named(n).count())

@@ -80,9 +80,7 @@ impl Proxy {
     pub fn until_equal(&self, expected: &Series) -> Series {
         match self {
             Proxy::Envoy(envoy) => scrape::envoy_until_equal(envoy.admin, expected),
-            Proxy::Host(proxy) => {
-                scrape::without_sums(&scrape::host_until_equal(proxy.metrics, expected))
-            }
+            Proxy::Host(proxy) => scrape::host_until_equal(proxy.metrics, expected),
         }
     }
 

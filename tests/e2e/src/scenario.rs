@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use prompter_filter::catalog::{label, Metric, BUCKET_SUFFIX, COUNT_SUFFIX};
+use prompter_filter::catalog::{
+    label, Metric, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX, SUM_SUFFIX,
+};
 use prompter_filter::config::Buckets;
 use prompter_sample_api::SampleApi;
 
@@ -107,16 +109,20 @@ pub fn call(
     response
 }
 
-/// Every histogram has all its buckets, cumulative, ending in `+Inf` = `_count`.
+/// Every histogram has all its buckets, cumulative, ending in `+Inf` = `_count`, and a sum
+/// in seconds (the host's `_sum`, Envoy's `_sum_microseconds`) that its buckets allow: each
+/// observation lies above the bound below its bucket and at most at its own bound (half a
+/// microsecond of rounding each, through Envoy).
 pub fn assert_histograms_consistent(series: &Series) {
     for metric in [Metric::RequestSeconds, Metric::EnsureVersionSeconds] {
         let count_name = format!("{}{COUNT_SUFFIX}", metric.name());
         let bucket_name = format!("{}{BUCKET_SUFFIX}", metric.name());
-        let bounds = Buckets::default().labels;
+        let buckets = Buckets::default();
+        let bounds = buckets.seconds();
         for (count_key, count) in series.named(&count_name) {
             let labels = count_key.trim_start_matches(&count_name);
-            let mut previous = 0.0;
-            for le in &bounds {
+            let (mut previous, mut low, mut high) = (0.0, 0.0, 0.0);
+            for (i, le) in buckets.labels.iter().enumerate() {
                 let inner = labels.trim_start_matches('{').trim_end_matches('}');
                 let mut parts: Vec<String> = inner.split(',').map(str::to_string).collect();
                 parts.push(format!("{}=\"{le}\"", label::LE));
@@ -127,9 +133,26 @@ pub fn assert_histograms_consistent(series: &Series) {
                     .get(&bucket_key)
                     .unwrap_or_else(|| panic!("missing {bucket_key}"));
                 assert!(value >= previous, "{bucket_key} = {value} < {previous}");
+                let in_bucket = value - previous;
+                if in_bucket > 0.0 {
+                    low += in_bucket * if i == 0 { 0.0 } else { bounds[i - 1] };
+                    high += in_bucket * bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                }
                 previous = value;
             }
             assert_eq!(previous, count, "+Inf bucket of {count_key}");
+            let sum = [(SUM_SUFFIX, 1.0), (SUM_MICROS_SUFFIX, 1e-6)]
+                .iter()
+                .find_map(|(suffix, scale)| {
+                    let key = format!("{}{suffix}{labels}", metric.name());
+                    series.0.get(&key).map(|v| v * scale)
+                })
+                .unwrap_or_else(|| panic!("no sum beside {count_key}"));
+            let rounding = count * 0.5e-6 + 1e-9;
+            assert!(
+                sum >= low - rounding && (high.is_infinite() || sum <= high + rounding),
+                "the sum of {count_key} is {sum} s, its buckets allow {low}..={high} s"
+            );
         }
     }
 }

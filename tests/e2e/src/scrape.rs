@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use prompter_filter::catalog::{Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX};
+use prompter_filter::catalog::{
+    Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX, SUM_SUFFIX,
+};
 pub use prompter_host::testing::series::{key, Series};
 
 use crate::client;
@@ -17,6 +19,7 @@ pub fn catalog_series_names() -> Vec<String> {
             MetricKind::Histogram => {
                 names.push(format!("{name}{BUCKET_SUFFIX}"));
                 names.push(format!("{name}{COUNT_SUFFIX}"));
+                names.push(format!("{name}{SUM_MICROS_SUFFIX}"));
             }
             _ => names.push(name.to_string()),
         }
@@ -62,7 +65,8 @@ pub fn envoy_until_equal(admin: SocketAddr, expected: &Series) -> Series {
     until_equal("Envoy's", expected, || envoy(admin))
 }
 
-/// The same for the host exporter (its `_sum` series left out of the comparison).
+/// The same for the host exporter (its `_sum` series left out of the comparison, as
+/// Envoy's `_sum_microseconds`: they depend on timing).
 pub fn host_until_equal(metrics: SocketAddr, expected: &Series) -> Series {
     until_equal("the host's", expected, || host(metrics))
 }
@@ -91,25 +95,23 @@ pub fn host(metrics: SocketAddr) -> Series {
         .iter()
         .filter(|m| m.kind() == MetricKind::Histogram)
     {
-        names.push(format!(
-            "{}{}",
-            metric.name(),
-            prompter_filter::catalog::SUM_SUFFIX
-        ));
+        names.push(format!("{}{SUM_SUFFIX}", metric.name()));
     }
     prompter_host::testing::series::parse_filtered(&response.text(), |name| {
         names.iter().any(|n| n == name)
     })
 }
 
-/// Everything but `_sum` series (Envoy's scrape has none).
+/// Everything but histogram sums: the host's `_sum`, Envoy's `_sum_microseconds` (their
+/// values depend on timing; [`crate::scenario::assert_histograms_consistent`] checks them
+/// against the buckets).
 pub fn without_sums(series: &Series) -> Series {
-    let suffix = format!("{}{{", prompter_filter::catalog::SUM_SUFFIX);
+    let suffixes = [SUM_SUFFIX, SUM_MICROS_SUFFIX].map(|s| format!("{s}{{"));
     Series(
         series
             .0
             .iter()
-            .filter(|(k, _)| !k.contains(&suffix))
+            .filter(|(k, _)| !suffixes.iter().any(|s| k.contains(s)))
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
     )
