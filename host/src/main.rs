@@ -4,11 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "cli/args.rs"]
+mod args;
+#[path = "cli/envoy_config.rs"]
+mod envoy_config;
 #[path = "cli/proxy.rs"]
 mod proxy;
 #[path = "cli/replay.rs"]
 mod replay;
-use prompter_host::envoy_config::{Bootstrap, Endpoint};
 
 #[derive(Parser)]
 #[command(
@@ -29,60 +32,13 @@ enum Command {
     /// Feed recorded exchanges (JSON Lines or HAR) through the filter and print the metrics.
     Replay(replay::ReplayArgs),
     /// Print an Envoy bootstrap (YAML) that puts the filter in front of the Prompter API.
-    EnvoyConfig {
-        /// Address Envoy listens on for API traffic.
-        #[arg(long, default_value = "127.0.0.1:10000")]
-        listen: Endpoint,
-        /// Address of the Prompter API (host or IP, and port).
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        upstream: Endpoint,
-        /// Address of Envoy's admin interface (`/stats/prometheus`).
-        #[arg(long, default_value = "127.0.0.1:9901")]
-        admin: Endpoint,
-        /// Path of the filter's wasm module, as Envoy will open it.
-        #[arg(long, default_value = prompter_host::envoy_config::DEFAULT_WASM)]
-        wasm: String,
-        /// Plugin configuration (JSON) file; checked before it is written into the bootstrap.
-        #[arg(long)]
-        plugin_config: Option<std::path::PathBuf>,
-    },
+    EnvoyConfig(envoy_config::EnvoyConfigArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Proxy(args) => proxy::run(args),
         Command::Replay(args) => replay::run(args),
-        Command::EnvoyConfig {
-            listen,
-            upstream,
-            admin,
-            wasm,
-            plugin_config,
-        } => {
-            let plugin_config = match plugin_config.map(std::fs::read_to_string).transpose() {
-                Ok(text) => text.unwrap_or_else(|| "{}".to_string()),
-                Err(error) => {
-                    eprintln!("prompter-host: cannot read --plugin-config: {error}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let bootstrap = Bootstrap {
-                listen,
-                upstream,
-                admin,
-                wasm,
-                plugin_config,
-            };
-            match bootstrap.render() {
-                Ok(yaml) => {
-                    print!("{yaml}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("prompter-host: {error}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::EnvoyConfig(args) => envoy_config::run(args),
     }
 }

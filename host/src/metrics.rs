@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use prompter_filter::catalog::{
-    Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX,
+    format_bound, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX,
 };
 use prompter_filter::stat_name;
 
@@ -94,6 +94,9 @@ struct Inner {
 pub struct MetricStore {
     inner: Mutex<Inner>,
     seconds: SecondsHistograms,
+    /// The catalog's spelling of each bound in `seconds` (see [`respell_bounds`]), by the
+    /// bits of its float.
+    bound_spelling: HashMap<u64, String>,
     logs: Arc<Logs>,
 }
 
@@ -121,7 +124,18 @@ fn help_of(series: &str) -> String {
 
 impl MetricStore {
     pub fn new(seconds: SecondsHistograms, logs: Arc<Logs>) -> Self {
+        let bound_spelling = seconds
+            .values()
+            .flatten()
+            .filter_map(|seconds| {
+                // Bounds are whole nanoseconds (the filter refuses others).
+                let nanos = (seconds * 1e9).round();
+                (nanos >= 1.0 && nanos / 1e9 == *seconds)
+                    .then(|| (seconds.to_bits(), format_bound(nanos as u64)))
+            })
+            .collect();
         MetricStore {
+            bound_spelling,
             inner: Mutex::new(Inner {
                 ids: HashMap::new(),
                 entries: Vec::new(),
@@ -305,8 +319,34 @@ impl MetricStore {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &inner.registry);
-        text
+        respell_bounds(&text, &self.bound_spelling)
     }
+}
+
+/// prometheus-client prints a bucket bound with its own float formatting (`0.00001`); the
+/// filter through Envoy, and the Python client before it, print Python's `repr` (`1e-05`,
+/// [`format_bound`]). Each `le` the library printed for one of our bounds is written the
+/// catalog's way, so a selector or a panel naming a bucket by its `le` finds it behind either
+/// proxy. Label values cannot hold `"` or `=` (they are sanitized), so `le="` only ever
+/// starts the bucket bound.
+fn respell_bounds(text: &str, spelling: &HashMap<u64, String>) -> String {
+    const LE: &str = "le=\"";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(LE) {
+        let (before, from) = rest.split_at(at + LE.len());
+        out.push_str(before);
+        let end = from.find('"').unwrap_or(from.len());
+        let (value, after) = from.split_at(end);
+        let respelled = value
+            .parse::<f64>()
+            .ok()
+            .and_then(|v| spelling.get(&v.to_bits()));
+        out.push_str(respelled.map_or(value, String::as_str));
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The content type of [`MetricStore::encode`]'s output.

@@ -10,31 +10,26 @@ use prompter_host::state::PluginSetup;
 use prompter_host::vm::FilterModule;
 use prompter_host::HostError;
 
+use super::args;
+
 /// Feed recorded exchanges (JSON Lines or HAR) through the filter and print the metrics
 /// `/metrics` would serve.
 #[derive(Args)]
 pub struct ReplayArgs {
-    /// The recording: JSON Lines (one exchange per line) or HAR 1.2.
+    /// The recording: JSON Lines (one exchange per line) or HAR 1.2; `-` reads standard input.
     file: PathBuf,
     /// `jsonl` or `har` [default: from the extension, else from the content].
     #[arg(long)]
     format: Option<Format>,
-    /// The filter's wasm module.
-    #[arg(long, default_value = prompter_host::envoy_config::DEFAULT_WASM)]
-    wasm: PathBuf,
+    /// The filter's wasm module [default: the module as shipped, found as `proxy` finds it].
+    #[arg(long)]
+    wasm: Option<PathBuf>,
     /// Plugin configuration (JSON) file [default: the defaults, health polling off].
     #[arg(long)]
     plugin_config: Option<PathBuf>,
     /// A variable of the VM's environment, e.g. `METRICS_ENV=prod` (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = args::key_value)]
     env: Vec<(String, String)>,
-}
-
-fn key_value(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.into(), value.into())),
-        _ => Err(format!("`{text}` is not KEY=VALUE")),
-    }
 }
 
 /// Prints the metrics on stdout; warnings and errors go to stderr.
@@ -57,12 +52,12 @@ fn metrics(args: &ReplayArgs) -> Result<String, String> {
     for warning in &recording.warnings {
         eprintln!("prompter-host replay: warning: {file}: {warning}");
     }
-    let plugin_config = match &args.plugin_config {
-        Some(path) => std::fs::read(path)
-            .map_err(|e| format!("cannot read --plugin-config {}: {e}", path.display()))?,
-        None => DEFAULT_PLUGIN_CONFIG.as_bytes().to_vec(),
+    let plugin_config = args::plugin_config(args.plugin_config.as_deref(), DEFAULT_PLUGIN_CONFIG)?;
+    let wasm = match &args.wasm {
+        Some(path) => path.clone(),
+        None => args::shipped_module()?,
     };
-    let module = FilterModule::from_file(&args.wasm).map_err(|e| match e {
+    let module = FilterModule::from_file(&wasm).map_err(|e| match e {
         HostError::Read { .. } => format!("{e} (build it with scripts/build-wasm, or give --wasm)"),
         e => e.to_string(),
     })?;

@@ -45,6 +45,9 @@ pub struct ProxyOptions {
     pub upstream_timeout: Duration,
     /// Answer 503 when the filter fails, instead of passing traffic through.
     pub fail_closed: bool,
+    /// Refuse to start when the module cannot be loaded, instead of passing traffic through
+    /// unmeasured (`prompter-host proxy` without `--unmeasured`).
+    pub require_filter: bool,
     /// Echo the filter's log lines to stderr.
     pub echo_logs: bool,
 }
@@ -55,14 +58,27 @@ pub struct RunningProxy {
     pub metrics: SocketAddr,
     pub upstream: Uri,
     pub shared: Shared,
+    /// The module that runs on every request, or why none does (traffic passes unmeasured).
+    pub filter: Result<PathBuf, String>,
     /// Kept alive while the proxy runs (the built-in sample API, if any).
     pub sample: Option<prompter_sample_api::Running>,
 }
 
-/// Starts the proxy on the current tokio runtime. A configuration the filter refuses is an
-/// error here (nothing is bound); a module that cannot be loaded fails open unless
-/// `fail_closed`.
+/// Starts the proxy on the current tokio runtime. A configuration the filter refuses, or one
+/// that calls a cluster other than the upstream, is an error here (nothing is bound); a
+/// module that cannot be loaded fails open unless `fail_closed` or `require_filter`.
 pub async fn start(options: ProxyOptions) -> Result<RunningProxy, String> {
+    let env = |name: &str| {
+        options
+            .env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    // A configuration the filter refuses is reported by the filter itself, below.
+    if let Ok(config) = prompter_filter::config::Config::parse(&options.plugin_config, env) {
+        crate::envoy_config::check_clusters(&config)?;
+    }
     let logs = Arc::new(Logs::new(options.echo_logs.then_some(Level::Info)));
     let buckets = crate::metrics::filter_buckets(&options.plugin_config, &options.env);
     let shared = Shared {
@@ -74,16 +90,15 @@ pub async fn start(options: ProxyOptions) -> Result<RunningProxy, String> {
     let failures = shared
         .metrics
         .host_counter(exporter::FILTER_FAILURES, exporter::FILTER_FAILURES_HELP);
-    let module = match FilterModule::from_file(&options.wasm) {
-        Ok(module) => Some(module),
-        Err(error) if !options.fail_closed => {
+    let (module, filter) = match FilterModule::from_file(&options.wasm) {
+        Ok(module) => (Some(module), Ok(options.wasm.clone())),
+        Err(error) if !options.fail_closed && !options.require_filter => {
             failures.inc();
             shared.logs.push(
                 Level::Error,
                 format!("prompter-host: {error}; failing open: traffic passes without metrics"),
             );
-            eprintln!("prompter-host: {error}; failing open: traffic passes without metrics");
-            None
+            (None, Err(error.to_string()))
         }
         Err(error) => return Err(error.to_string()),
     };
@@ -131,6 +146,7 @@ pub async fn start(options: ProxyOptions) -> Result<RunningProxy, String> {
         metrics,
         upstream,
         shared,
+        filter,
         sample,
     })
 }

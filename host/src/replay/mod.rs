@@ -211,9 +211,17 @@ pub fn parse(text: &str, format: Format) -> Result<Recording, Error> {
     Ok(recording)
 }
 
-/// Reads a recording file; `format` `None` detects it ([`Format::detect`]).
+/// The file name that stands for standard input (`prompter-host replay -`).
+pub const STDIN: &str = "-";
+
+/// Reads a recording file (`-`: standard input); `format` `None` detects it ([`Format::detect`]).
 pub fn load(path: &Path, format: Option<Format>) -> Result<Recording, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let read = if path == Path::new(STDIN) {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = read.map_err(|source| Error::Read {
         path: path.display().to_string(),
         source,
     })?;

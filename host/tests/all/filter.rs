@@ -77,3 +77,31 @@ fn the_exposition_has_help_and_type_from_the_catalog() {
         );
     }
 }
+
+/// Every `le` the host prints is the filter's own spelling of the bound (Python's `repr`, as
+/// Envoy's scrape shows it): compared as text, not as numbers.
+#[test]
+fn bucket_bounds_are_printed_as_the_filter_spells_them() {
+    let config = r#"{"health":{"interval_seconds":0},
+        "buckets":{"request_seconds":[0.00001,0.000025,0.0001,0.005,1,2.5,100000]}}"#;
+    let filter = Harness::with_config(config);
+    filter
+        .exchange(&Request::get("/healthz").status(200).taking_seconds(0.3))
+        .unwrap();
+    let spelled = prompter_filter::config::Config::parse(config.as_bytes(), |_| None)
+        .unwrap()
+        .request_buckets
+        .labels;
+    assert_eq!(
+        spelled,
+        ["1e-05", "2.5e-05", "0.0001", "0.005", "1.0", "2.5", "100000.0", "+Inf"]
+    );
+    let bucket = format!("{}{BUCKET_SUFFIX}{{", Metric::RequestSeconds.name());
+    let printed: Vec<String> = filter
+        .metrics_text()
+        .lines()
+        .filter(|line| line.starts_with(&bucket))
+        .filter_map(|line| Some(line.split("le=\"").nth(1)?.split('"').next()?.to_string()))
+        .collect();
+    assert_eq!(printed, spelled);
+}

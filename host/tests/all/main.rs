@@ -2,6 +2,7 @@
 
 mod abi;
 mod cardinality;
+mod cli;
 mod exposure;
 mod filter;
 mod openapi;

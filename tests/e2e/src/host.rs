@@ -16,6 +16,7 @@ pub fn options(upstream: std::net::SocketAddr, plugin_config: &str) -> ProxyOpti
         workers: 2,
         upstream_timeout: Duration::from_secs(30),
         fail_closed: false,
+        require_filter: false,
         echo_logs: false,
     }
 }

@@ -713,6 +713,7 @@ fn every_panel_lights_up_on_prometheus_scraping_the_host_exporter() {
         workers: 2,
         upstream_timeout: Duration::from_secs(10),
         fail_closed: true,
+        require_filter: false,
         echo_logs: false,
     })
     .expect("the host proxy starts");

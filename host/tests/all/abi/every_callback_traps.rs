@@ -280,6 +280,7 @@ fn options(wat: &str, callback: &str) -> ProxyOptions {
         workers: 1,
         upstream_timeout: Duration::from_secs(10),
         fail_closed: false,
+        require_filter: false,
         echo_logs: false,
     }
 }

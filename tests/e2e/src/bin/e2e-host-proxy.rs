@@ -3,7 +3,6 @@
 //! (`proxy --listen --metrics --upstream --workers --wasm --config`), then it serves until killed.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use prompter_host::proxy::{self, ProxyOptions};
 
@@ -36,8 +35,9 @@ fn main() {
         plugin_config: std::fs::read(flag("config")).expect("--config"),
         env: Vec::new(),
         workers: flag("workers").parse().expect("--workers"),
-        upstream_timeout: Duration::from_secs(60),
+        upstream_timeout: prompter_host::envoy_config::UPSTREAM_TIMEOUT,
         fail_closed: false,
+        require_filter: false,
         echo_logs: false,
     })
     .unwrap_or_else(|e| panic!("the host proxy does not start: {e}"));
