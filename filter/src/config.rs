@@ -69,6 +69,20 @@ pub const NATIVE_HISTOGRAMS_VM_CONFIG: &str =
 /// How often batched counter increments reach the host by default (Envoy's case).
 pub const DEFAULT_STATS_FLUSH: Duration = Duration::from_secs(1);
 
+/// The name of one plugin configuration's state shared between VMs (the health poll's
+/// lease, the learned routes): a VM may serve several plugins (listeners sharing a `vm_id`),
+/// each polling and learning its own API, so the state is scoped by the configuration's
+/// bytes (FNV-1a, 64 bits, in hex): every worker's VM of one plugin names the same state,
+/// and two plugins configured alike share it, rightly.
+pub fn shared_state_scope(raw: &[u8]) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let hash = raw
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+    format!("{hash:016x}")
+}
+
 /// What errors call the plugin configuration and the VM configuration as a whole.
 pub const DOCUMENT: &str = "(document)";
 pub const VM_DOCUMENT: &str = "(vm configuration)";
@@ -855,6 +869,17 @@ mod tests {
         );
         let config = Config::parse(br#"{"openapi":{"enabled":false}}"#, no_env).unwrap();
         assert_eq!(config.openapi, None);
+    }
+
+    #[test]
+    fn shared_state_is_scoped_by_the_configuration() {
+        // FNV-1a's published test values.
+        assert_eq!(shared_state_scope(b""), "cbf29ce484222325");
+        assert_eq!(shared_state_scope(b"a"), "af63dc4c8601ec8c");
+        let a = shared_state_scope(br#"{"health":{"path":"/a"}}"#);
+        let b = shared_state_scope(br#"{"health":{"path":"/b"}}"#);
+        assert_ne!(a, b);
+        assert_eq!(a, shared_state_scope(br#"{"health":{"path":"/a"}}"#));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod json;
 pub mod labels;
 pub mod openapi;
+pub mod outcome_log;
 pub mod routes;
 pub mod scanner;
 pub mod series_cache;

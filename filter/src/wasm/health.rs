@@ -9,18 +9,23 @@ use proxy_wasm::types::LogLevel;
 use super::lease::Lease;
 use super::root::Shared;
 use crate::exchange;
+use crate::outcome_log::OutcomeLog;
 
 #[derive(Debug)]
 pub struct HealthPoller {
     lease: Lease,
     in_flight: Option<u32>,
+    sending: OutcomeLog,
 }
 
 impl HealthPoller {
-    pub fn new() -> Self {
+    /// The poller of the plugin whose shared state is named `scope`
+    /// ([`crate::config::shared_state_scope`]).
+    pub fn new(scope: &str) -> Self {
         HealthPoller {
-            lease: Lease::new("prompter_filter.health.next_poll_ms"),
+            lease: Lease::new(format!("prompter_filter.{scope}.health.next_poll_ms")),
             in_flight: None,
+            sending: OutcomeLog::default(),
         }
     }
 
@@ -41,15 +46,21 @@ impl HealthPoller {
         ];
         match hostcalls::dispatch_http_call(&health.cluster, headers, None, vec![], health.timeout)
         {
-            Ok(token) => self.in_flight = Some(token),
+            Ok(token) => {
+                self.sending.succeeded();
+                self.in_flight = Some(token);
+            }
             Err(status) => {
-                super::log(
-                    LogLevel::Warn,
-                    &format!(
-                        "prompter-filter: health check to cluster `{}` not sent: {status:?}",
-                        health.cluster
-                    ),
-                );
+                let reason = format!("{status:?}");
+                if self.sending.failed(&reason) {
+                    super::log(
+                        LogLevel::Warn,
+                        &format!(
+                            "prompter-filter: health check to cluster `{}` not sent: {reason}",
+                            health.cluster
+                        ),
+                    );
+                }
                 exchange::emit_redis_up(&shared.config, 0, &mut |event| shared.record(event));
             }
         }

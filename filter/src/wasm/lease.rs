@@ -7,16 +7,16 @@ use proxy_wasm::hostcalls;
 #[derive(Debug)]
 pub struct Lease {
     /// Shared-data key holding when the job is next due (ms since the epoch).
-    key: &'static str,
+    key: String,
 }
 
 impl Lease {
     /// The lease under `key`, due now if no VM created it before.
-    pub fn new(key: &'static str) -> Self {
+    pub fn new(key: String) -> Self {
         // Create it once so that later claims are all compare-and-swap: a first `set` on a
         // missing key would succeed in every worker.
-        if let Ok((None, _)) = hostcalls::get_shared_data(key) {
-            let _ = hostcalls::set_shared_data(key, Some(b"0"), None);
+        if let Ok((None, _)) = hostcalls::get_shared_data(&key) {
+            let _ = hostcalls::set_shared_data(&key, Some(b"0"), None);
         }
         Lease { key }
     }
@@ -25,7 +25,7 @@ impl Lease {
     pub fn claim(&self, now_ms: u64, next_ms: u64) -> bool {
         match self.due() {
             Some((due, cas)) if now_ms >= due => {
-                hostcalls::set_shared_data(self.key, Some(next_ms.to_string().as_bytes()), cas)
+                hostcalls::set_shared_data(&self.key, Some(next_ms.to_string().as_bytes()), cas)
                     .is_ok()
             }
             _ => false,
@@ -37,14 +37,14 @@ impl Lease {
         match self.due() {
             Some((due, cas)) if due > at_ms => {
                 let at = at_ms.to_string();
-                let _ = hostcalls::set_shared_data(self.key, Some(at.as_bytes()), cas);
+                let _ = hostcalls::set_shared_data(&self.key, Some(at.as_bytes()), cas);
             }
             _ => {}
         }
     }
 
     fn due(&self) -> Option<(u64, Option<u32>)> {
-        let (value, cas) = hostcalls::get_shared_data(self.key).ok()?;
+        let (value, cas) = hostcalls::get_shared_data(&self.key).ok()?;
         let due = value
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
             .unwrap_or(0);

@@ -12,11 +12,7 @@ use super::lease::Lease;
 use super::root::Shared;
 use crate::config::OpenApiFetch;
 use crate::openapi::{self, DocumentPaths, Learned, PathsReader};
-
-/// The learned templates, one per line ([`Learned::to_text`]).
-const ROUTES_KEY: &str = "prompter_filter.openapi.routes";
-/// Bumped after each change of [`ROUTES_KEY`], so a tick reads a few bytes, not the table.
-const GENERATION_KEY: &str = "prompter_filter.openapi.generation";
+use crate::outcome_log::OutcomeLog;
 /// A fetch without a usable answer (none, or 5xx) is tried again this soon, within the
 /// interval: at start the API may not listen yet.
 const RETRY: Duration = Duration::from_secs(5);
@@ -26,9 +22,15 @@ const SLICE: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct RouteLearner {
     lease: Lease,
+    /// Shared-data key of the learned templates, one per line ([`Learned::to_text`]).
+    routes_key: String,
+    /// Shared-data key bumped after each change of `routes_key`, so a tick reads a few
+    /// bytes, not the table.
+    generation_key: String,
     in_flight: Option<u32>,
     /// Generation of the shared table this VM uses (0: none yet).
     generation: u64,
+    fetches: OutcomeLog,
 }
 
 /// Why a fetch taught nothing, and whether to try again before the interval is over.
@@ -38,11 +40,17 @@ struct Failure {
 }
 
 impl RouteLearner {
-    pub fn new() -> Self {
+    /// The learner of the plugin whose shared state is named `scope`
+    /// ([`crate::config::shared_state_scope`]).
+    pub fn new(scope: &str) -> Self {
+        let key = |what: &str| format!("prompter_filter.{scope}.openapi.{what}");
         RouteLearner {
-            lease: Lease::new("prompter_filter.openapi.next_fetch_ms"),
+            lease: Lease::new(key("next_fetch_ms")),
+            routes_key: key("routes"),
+            generation_key: key("generation"),
             in_flight: None,
             generation: 0,
+            fetches: OutcomeLog::default(),
         }
     }
 
@@ -99,10 +107,14 @@ impl RouteLearner {
         }
     }
 
-    fn failed(&self, shared: &Shared, fetch: &OpenApiFetch, now_ms: u64, failure: Failure) {
+    fn failed(&mut self, shared: &Shared, fetch: &OpenApiFetch, now_ms: u64, failure: Failure) {
         if failure.retry_soon {
             let retry = RETRY.min(fetch.interval.max(Duration::from_secs(1)));
             self.lease.due_by(now_ms + retry.as_millis() as u64);
+        }
+        // An API without a document would say so every interval, forever.
+        if !self.fetches.failed(&failure.reason) {
+            return;
         }
         let kept = shared.learned.borrow().len();
         super::log(
@@ -118,20 +130,34 @@ impl RouteLearner {
 
     /// Shares a new table with every VM and uses it here; an unchanged one is left alone.
     fn publish(&mut self, shared: &Shared, fetch: &OpenApiFetch, learned: Learned) {
+        let recovered = self.fetches.succeeded();
         let text = learned.to_text();
-        let (generation, cas) = shared_generation();
-        let current = hostcalls::get_shared_data(ROUTES_KEY)
+        let (generation, cas) = self.shared_generation();
+        let current = hostcalls::get_shared_data(&self.routes_key)
             .ok()
             .and_then(|(value, _)| value)
             .unwrap_or_default();
         if generation > 0 && current == text.as_bytes() {
+            if recovered {
+                super::log(
+                    LogLevel::Info,
+                    &format!(
+                        "prompter-filter: OpenAPI document {}: read again, routes unchanged",
+                        fetch.path
+                    ),
+                );
+            }
             self.adopt(shared);
             return;
         }
         let next = generation + 1;
-        let shared_ok = hostcalls::set_shared_data(ROUTES_KEY, Some(text.as_bytes()), None)
+        let shared_ok = hostcalls::set_shared_data(&self.routes_key, Some(text.as_bytes()), None)
             .and_then(|()| {
-                hostcalls::set_shared_data(GENERATION_KEY, Some(next.to_string().as_bytes()), cas)
+                hostcalls::set_shared_data(
+                    &self.generation_key,
+                    Some(next.to_string().as_bytes()),
+                    cas,
+                )
             });
         super::log(
             LogLevel::Info,
@@ -155,11 +181,11 @@ impl RouteLearner {
 
     /// Takes up the table another VM published, if it is newer than this VM's.
     fn adopt(&mut self, shared: &Shared) {
-        let (generation, _) = shared_generation();
+        let (generation, _) = self.shared_generation();
         if generation == self.generation {
             return;
         }
-        let text = hostcalls::get_shared_data(ROUTES_KEY)
+        let text = hostcalls::get_shared_data(&self.routes_key)
             .ok()
             .and_then(|(value, _)| value)
             .unwrap_or_default();
@@ -167,16 +193,16 @@ impl RouteLearner {
         *shared.learned.borrow_mut() = learned.table;
         self.generation = generation;
     }
-}
 
-fn shared_generation() -> (u64, Option<u32>) {
-    let Ok((value, cas)) = hostcalls::get_shared_data(GENERATION_KEY) else {
-        return (0, None);
-    };
-    let generation = value
-        .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
-        .unwrap_or(0);
-    (generation, cas)
+    fn shared_generation(&self) -> (u64, Option<u32>) {
+        let Ok((value, cas)) = hostcalls::get_shared_data(&self.generation_key) else {
+            return (0, None);
+        };
+        let generation = value
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        (generation, cas)
+    }
 }
 
 /// The `paths` keys of the answer, or why there are none to learn from.

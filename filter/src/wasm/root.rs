@@ -12,7 +12,7 @@ use super::health::HealthPoller;
 use super::http::RequestMetrics;
 use super::openapi::RouteLearner;
 use super::stats::EnvoyStats;
-use crate::config::{Config, VmOptions};
+use crate::config::{shared_state_scope, Config, VmOptions};
 use crate::events::{Event, Recorder};
 use crate::labels::ModelLabels;
 use crate::routes::RouteTable;
@@ -134,6 +134,7 @@ impl RootContext for PluginRoot {
             ),
         );
         let polls = !config.health.interval.is_zero();
+        let scope = shared_state_scope(&raw);
         let shared = Rc::new(Shared {
             config,
             stats: RefCell::new(EnvoyStats::new(!self.vm.stats_flush.is_zero())),
@@ -142,10 +143,10 @@ impl RootContext for PluginRoot {
             recorder: RefCell::default(),
         });
         if shared.config.openapi.is_some() {
-            self.openapi = Some(RouteLearner::new());
+            self.openapi = Some(RouteLearner::new(&scope));
         }
         if polls {
-            self.health = Some(HealthPoller::new());
+            self.health = Some(HealthPoller::new(&scope));
         }
         // One tick drives the health poll, the route refresh and the stats flush; each keeps
         // its own schedule. Ticks are cheap (a shared-data read at most).

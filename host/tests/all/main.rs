@@ -6,6 +6,7 @@ mod cli;
 mod exposure;
 mod filter;
 mod openapi;
+mod plugins;
 mod properties;
 mod replay;
 mod shipped;

@@ -321,3 +321,25 @@ fn one_worker_fetches_and_every_worker_uses_what_it_learned() {
     assert_eq!(filter.take_http_calls(), Vec::new());
     assert_eq!(route_of(&filter, "/api/admin/users/u-7"), USER);
 }
+
+#[test]
+fn an_api_without_a_document_is_logged_once_and_again_when_that_changes() {
+    let filter = filter(NO_POLLING);
+    let warnings = || logged(&filter, "OpenAPI document /openapi.json: answered");
+    for _ in 0..4 {
+        fetch(
+            &filter,
+            answer("404", b"{\"detail\":\"Not Found\"}".to_vec()),
+        );
+        filter.advance_seconds(60.0);
+    }
+    assert_eq!(warnings(), 1, "the same failure, once: {:?}", filter.logs());
+    fetch(&filter, answer("500", Vec::new()));
+    assert_eq!(warnings(), 2, "another failure");
+    filter.advance_seconds(5.0);
+    fetch(&filter, document(Mode::Standard));
+    assert_eq!(route_of(&filter, STATS), STATS);
+    filter.advance_seconds(60.0);
+    fetch(&filter, answer("404", Vec::new()));
+    assert_eq!(warnings(), 3, "failing again after a success");
+}

@@ -254,22 +254,26 @@ pub fn drive(at: SocketAddr, sample: &SampleApi) -> Expected {
     want.request("POST", ENSURE, 200);
     want.probe("google", "gemini-1.5-pro", false);
 
-    // Runs: a 2 MB output before system_fingerprint, a response in 1-byte chunks, a 2 MB
-    // request field before provider, no fingerprint, rate limited, failed, missing.
+    // Runs: a 2 MB output last (the contract's order) and first (before system_fingerprint),
+    // a response in 1-byte chunks, a 2 MB request field before provider, no fingerprint,
+    // rate limited, failed, missing.
     let run = "/api/prompt-templates/t-1/run";
     let openai = r#"{"provider":"openai","model_id":"gpt-4o","variables":{"who":"you"}}"#;
-    let big = call(
-        at,
-        "POST",
-        &format!("{run}?output_bytes=2000000"),
-        Some(openai),
-        whole,
-        200,
-    );
-    assert!(big.body.len() > 2_000_000);
-    want.request("POST", RUN, 200);
-    want.count(Metric::ResultsInsert, &[]);
-    want.count(Metric::FingerprintPresent, &[]);
+    for order in ["", "&output_first=1"] {
+        let big = call(
+            at,
+            "POST",
+            &format!("{run}?output_bytes=2000000{order}"),
+            Some(openai),
+            whole,
+            200,
+        );
+        assert!(big.body.len() > 2_000_000);
+        assert_eq!(big.body.starts_with(b"{\"output\""), !order.is_empty());
+        want.request("POST", RUN, 200);
+        want.count(Metric::ResultsInsert, &[]);
+        want.count(Metric::FingerprintPresent, &[]);
+    }
     call(
         at,
         "POST",

@@ -39,6 +39,9 @@ pub struct Knobs {
     pub stream: bool,
     /// `?event_delay_ms=`: wait between one event of a streamed run and the next.
     pub event_delay_ms: Option<u64>,
+    /// `?output_first=1`: a run's JSON puts `output` first instead of last (the contract's and
+    /// FastAPI's order), so that a long output precedes the fields the filter reads.
+    pub output_first: bool,
 }
 
 impl Knobs {
@@ -57,6 +60,7 @@ impl Knobs {
                 }
                 "chunked" => knobs.chunked = !matches!(value, "0" | "false"),
                 "stream" => knobs.stream = !matches!(value, "0" | "false"),
+                "output_first" => knobs.output_first = !matches!(value, "0" | "false"),
                 "event_delay_ms" => {
                     knobs.event_delay_ms = number.map(|n| n.min(MAX_EVENT_DELAY_MS))
                 }
@@ -200,8 +204,8 @@ struct RunTemplateRequest {
     stream: bool,
 }
 
-/// Every RunTemplateOut field except `output`, which is spliced in front so a
-/// large output precedes `system_fingerprint` on the wire.
+/// Every RunTemplateOut field except `output`, which is spliced in last, in the contract's
+/// order (`RunTemplateOut` as FastAPI serializes it), or first with `?output_first=1`.
 #[derive(Serialize)]
 struct RunRest<'a> {
     result_id: String,
@@ -415,25 +419,27 @@ fn run_template(api: &SampleApi, id: &str, body: &[u8], knobs: Knobs) -> Reply {
             )
         }
     };
-    // `rest` is `{...}`; its opening brace is replaced by the `output` member.
-    let rest_fields = rest.get(1..).unwrap_or(b"}");
+    // `rest` is `{...}`: the `output` member goes in after its last field (or before its
+    // first), the generated lorem streamed between a prefix and a suffix.
+    let fields = rest
+        .get(1..rest.len().saturating_sub(1))
+        .unwrap_or_default();
+    let (prefix, suffix): (Vec<u8>, Vec<u8>) = if knobs.output_first {
+        (b"{\"output\":".to_vec(), [b",", fields, b"}"].concat())
+    } else {
+        ([b"{", fields, b",\"output\":"].concat(), b"}".to_vec())
+    };
     match knobs.output_bytes {
-        Some(n) => {
-            let mut suffix = b"\",".to_vec();
-            suffix.extend_from_slice(rest_fields);
-            Reply::LoremJson {
-                prefix: Bytes::from_static(b"{\"output\":\""),
-                output_bytes: n,
-                suffix: suffix.into(),
-            }
-        }
+        Some(n) => Reply::LoremJson {
+            prefix: [prefix.as_slice(), b"\""].concat().into(),
+            output_bytes: n,
+            suffix: [b"\"", suffix.as_slice()].concat().into(),
+        },
         None => {
             let output = render(&template.body, &req.variables);
-            let mut out = b"{\"output\":".to_vec();
-            out.extend_from_slice(&json_bytes(&Value::String(output)));
-            out.push(b',');
-            out.extend_from_slice(rest_fields);
-            Reply::Json(StatusCode::OK, out.into())
+            let output = json_bytes(&Value::String(output));
+            let body = [prefix.as_slice(), &output, suffix.as_slice()].concat();
+            Reply::Json(StatusCode::OK, body.into())
         }
     }
 }

@@ -246,9 +246,19 @@ fn run_outcomes() {
         Some(r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#),
     );
     assert_eq!(r.status, 200);
+    // RunTemplateOut's order, as the contract and FastAPI give it: `output` last.
     assert_eq!(
         r.text(),
-        r#"{"output":"Hello Ada","result_id":"r-1","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb"}"#
+        r#"{"result_id":"r-1","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb","output":"Hello Ada"}"#
+    );
+    let first = c.send(
+        "POST",
+        &format!("{path}?output_first=1"),
+        Some(r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#),
+    );
+    assert_eq!(
+        first.text(),
+        r#"{"output":"Hello Ada","result_id":"r-2","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb"}"#
     );
 
     let r = c.send(
@@ -257,7 +267,7 @@ fn run_outcomes() {
         Some(r#"{"provider":"anthropic","model_id":"claude"}"#),
     );
     assert_eq!(r.json()["system_fingerprint"], Value::Null);
-    assert_eq!(r.json()["result_id"], "r-2");
+    assert_eq!(r.json()["result_id"], "r-3");
 
     let r = c.send(
         "POST",
@@ -328,7 +338,11 @@ fn large_generated_output_is_valid_json() {
     let (_server, mut c) = server();
     create(&mut c, "greet", "Hello");
     let body = r#"{"provider":"openai","model_id":"gpt-4o"}"#;
-    for query in ["output_bytes=2000000", "output_bytes=2000000&chunked=1"] {
+    for query in [
+        "output_bytes=2000000",
+        "output_bytes=2000000&chunked=1",
+        "output_bytes=2000000&output_first=1",
+    ] {
         let r = c.send(
             "POST",
             &format!("/api/prompt-templates/t-1/run?{query}"),
@@ -339,9 +353,12 @@ fn large_generated_output_is_valid_json() {
             r.header("transfer-encoding").is_some(),
             query.contains("chunked")
         );
-        assert!(r
-            .body
-            .starts_with(b"{\"output\":\"lorem ipsum \\\"dolor\\\""));
+        let (first, last) = (b"{\"output\":\"lorem ipsum \\\"dolor\\\"", b"\"}");
+        if query.contains("output_first") {
+            assert!(r.body.starts_with(first));
+        } else {
+            assert!(r.body.starts_with(b"{\"result_id\":") && r.body.ends_with(last));
+        }
         let v = r.json();
         let output = v["output"].as_str().expect("output");
         assert_eq!(output.len(), 2_000_000);
