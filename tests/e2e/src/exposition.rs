@@ -10,7 +10,7 @@ use prompter_filter::catalog::{
 };
 use prompter_filter::labels::is_clean;
 
-/// `promtool` from `$PROMPTER_PROMTOOL`, else from `PATH` (`scripts/install-deps`).
+/// `promtool` from `$PROMPTER_PROMTOOL`, else from `PATH` (`scripts/install-deps all`).
 fn promtool() -> std::path::PathBuf {
     if let Some(path) = std::env::var_os("PROMPTER_PROMTOOL") {
         return path.into();
@@ -20,7 +20,7 @@ fn promtool() -> std::path::PathBuf {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|dir| dir.join("promtool"))
         .find(|p| p.is_file())
-        .expect("promtool not found: run scripts/install-deps (Debian's prometheus package)")
+        .expect("promtool not found: run scripts/install-deps all (Debian's prometheus package)")
 }
 
 /// Feeds `text` to `promtool check metrics`, which parses it with Prometheus' text parser and

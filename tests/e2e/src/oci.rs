@@ -106,7 +106,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// `None` when `docker-registry` is not installed (`scripts/install-deps` installs it).
+    /// `None` when `docker-registry` is not installed (`scripts/install-deps all` installs it).
     pub fn start() -> Option<Registry> {
         let binary = ["/usr/bin/docker-registry", "/usr/bin/registry"]
             .into_iter()

@@ -26,7 +26,7 @@ fn binary(name: &str) -> PathBuf {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("{name} not found (nor ${var}): run scripts/install-deps, which installs Debian's prometheus package")
+            panic!("{name} not found (nor ${var}): run scripts/install-deps all, which installs Debian's prometheus package")
         })
 }
 

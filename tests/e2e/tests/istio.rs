@@ -308,7 +308,7 @@ fn the_manifests_validate_against_the_published_crd_schemas() {
     let modules = repo_root().join(".tools/k8s-schemas/node_modules");
     assert!(
         modules.join("@kubernetes-models/istio").exists(),
-        "{} missing: run scripts/install-deps",
+        "{} missing: run scripts/install-deps all",
         modules.display()
     );
     let mut docs: Vec<Json> = [
@@ -355,7 +355,7 @@ fn the_manifests_validate_against_the_published_crd_schemas() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("node (scripts/install-deps)");
+        .expect("node (scripts/install-deps all)");
     std::io::Write::write_all(
         node.stdin.as_mut().unwrap(),
         serde_json::to_string(&docs).unwrap().as_bytes(),
@@ -390,7 +390,7 @@ fn the_published_image_is_the_filter_under_the_digest_the_wasmplugin_names() {
     assert!(std::fs::read(wasm).unwrap() == std::fs::read(envoy::wasm_module()).unwrap());
 
     // Through a real registry: pushed, pulled back, same digest and module.
-    let registry = oci::Registry::start().expect("docker-registry (scripts/install-deps)");
+    let registry = oci::Registry::start().expect("docker-registry (scripts/install-deps all)");
     let reference = format!("{}/prompter/prompter-filter:e2e", registry.addr);
     let rendered = oci::publish(&[
         "--layout",
@@ -415,7 +415,7 @@ fn the_published_image_is_the_filter_under_the_digest_the_wasmplugin_names() {
         .arg(format!("oci:{}:e2e", pulled.display()))
         .stdout(Stdio::null())
         .status()
-        .expect("skopeo (scripts/install-deps)");
+        .expect("skopeo (scripts/install-deps all)");
     assert!(status.success());
     let (pulled_digest, _) = oci::manifest(&pulled);
     assert_eq!(
