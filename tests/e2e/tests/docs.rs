@@ -1,15 +1,41 @@
-//! The README's metric table says what the catalog says.
+//! The documentation says what the code says: the README's metric table is the catalog, the
+//! configuration page's table is the configuration's keys, every page of `docs/` is linked
+//! from the README, and every relative link of the README and the pages leads somewhere.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use prompter_filter::catalog::Metric;
+use prompter_filter::config::TOP_LEVEL;
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The cells of every table row whose first cell is `` `something` ``.
+fn code_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
+fn pages() -> Vec<PathBuf> {
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(prompter_e2e::repo_root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    pages
+}
 
 #[test]
 fn readme_metric_table_matches_the_catalog() {
-    let readme = std::fs::read_to_string(prompter_e2e::repo_root().join("README.md")).unwrap();
-    let rows: Vec<Vec<String>> = readme
-        .lines()
-        .filter(|l| l.starts_with("| `"))
-        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
-        .filter(|cells: &Vec<String>| {
+    let readme = read(&prompter_e2e::repo_root().join("README.md"));
+    let rows: Vec<Vec<String>> = code_rows(&readme)
+        .into_iter()
+        .filter(|cells| {
             Metric::ALL
                 .iter()
                 .any(|m| cells[1] == format!("`{}`", m.name()))
@@ -22,4 +48,84 @@ fn readme_metric_table_matches_the_catalog() {
         assert_eq!(row[2], def.kind.prometheus_type(), "{}", def.name);
         assert_eq!(row[3], def.labels.join(", "), "{}", def.name);
     }
+}
+
+#[test]
+fn the_configuration_page_lists_every_top_level_key_once() {
+    let page = read(&prompter_e2e::repo_root().join("docs/configuration.md"));
+    let documented: Vec<String> = code_rows(&page)
+        .into_iter()
+        .map(|cells| cells[1].trim_matches('`').to_string())
+        .filter(|key| TOP_LEVEL.contains(&key.as_str()))
+        .collect();
+    assert_eq!(documented, TOP_LEVEL, "the table, in the reader's order");
+}
+
+/// GitHub's anchor of a heading: lowercase, spaces to `-`, punctuation but `-` and `_` dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut in_code = false;
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            found.insert(anchor(line.trim_start_matches('#')));
+        }
+    }
+    found
+}
+
+/// The targets of `](target)` links that are not URLs.
+fn relative_links(text: &str) -> Vec<String> {
+    text.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|t| !t.starts_with("http://") && !t.starts_with("https://"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_page_is_linked_from_the_readme_and_every_relative_link_leads_somewhere() {
+    let root = prompter_e2e::repo_root();
+    let readme = root.join("README.md");
+    let readme_links = relative_links(&read(&readme));
+    for page in pages() {
+        let name = format!("docs/{}", page.file_name().unwrap().to_str().unwrap());
+        assert!(
+            readme_links.iter().any(|l| l == &name),
+            "{name} is not linked from the README"
+        );
+    }
+    let mut broken = Vec::new();
+    for doc in std::iter::once(readme).chain(pages()) {
+        let text = read(&doc);
+        for link in relative_links(&text) {
+            let (file, fragment) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if file.is_empty() {
+                doc.clone()
+            } else {
+                doc.parent().unwrap().join(file)
+            };
+            if !target.exists() {
+                broken.push(format!("{}: {link}: no such file", doc.display()));
+            } else if !fragment.is_empty() && !anchors(&read(&target)).contains(fragment) {
+                broken.push(format!("{}: {link}: no such heading", doc.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
