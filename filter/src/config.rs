@@ -128,7 +128,7 @@ impl VmOptions {
 
 /// The keys of the VM configuration.
 pub const VM_KEYS: &[&str] = &["native_histograms", "stats_flush_interval_ms"];
-/// The top-level keys of the plugin configuration (README's reference).
+/// The top-level keys of the plugin configuration (docs/configuration.md's table).
 pub const TOP_LEVEL: &[&str] = &[
     "service",
     "env",
