@@ -27,6 +27,12 @@ pub const BUCKET_SUFFIX: &str = "_bucket";
 pub const COUNT_SUFFIX: &str = "_count";
 pub const SUM_SUFFIX: &str = "_sum";
 
+/// Not a dashboard metric: hooks of the native Envoy module (`filter/src/dynamic_module/`)
+/// that panicked and were let through untouched. The Wasm build's counterpart is the host's
+/// `prompter_host_filter_failures_total` (Envoy counts Wasm failures itself, as
+/// `wasm.envoy.wasm.runtime.v8.…` stats).
+pub const FILTER_FAILURES: &str = "prompter_filter_failures_total";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
     Counter,
