@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 mod proxy;
 #[path = "cli/replay.rs"]
 mod replay;
-use prompter_host::envoy_config::{Bootstrap, Endpoint};
+use prompter_host::envoy_config::{Bootstrap, Endpoint, FilterModule};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,11 @@ enum Command {
         /// Path of the filter's wasm module, as Envoy will open it.
         #[arg(long, default_value = prompter_host::envoy_config::DEFAULT_WASM)]
         wasm: String,
+        /// Load the native dynamic module instead (`scripts/build-native`:
+        /// target/native/libprompter_filter.so); run Envoy with
+        /// ENVOY_DYNAMIC_MODULES_SEARCH_PATH set to its directory.
+        #[arg(long, value_name = "PATH", conflicts_with = "wasm")]
+        dynamic_module: Option<String>,
         /// Plugin configuration (JSON) file; checked before it is written into the bootstrap.
         #[arg(long)]
         plugin_config: Option<std::path::PathBuf>,
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
             upstream,
             admin,
             wasm,
+            dynamic_module,
             plugin_config,
         } => {
             let plugin_config = match plugin_config.map(std::fs::read_to_string).transpose() {
@@ -70,7 +76,7 @@ fn main() -> ExitCode {
                 listen,
                 upstream,
                 admin,
-                wasm,
+                module: dynamic_module.map_or(FilterModule::Wasm(wasm), FilterModule::Native),
                 plugin_config,
             };
             match bootstrap.render() {

@@ -280,11 +280,14 @@ impl Flusher {
     }
 
     pub fn flush(&mut self, envoy: EnvoyConfig) {
-        self.counters.extend(
-            self.registered
-                .try_iter()
-                .map(|registration| (registration, 0)),
-        );
+        for registration in self.registered.try_iter() {
+            // Defined at 0 (Envoy creates a labelled counter when it is first updated), so
+            // that a histogram's empty buckets are exported as 0, as the Wasm build does.
+            registration
+                .counter
+                .with_values(|id, values| envoy.increment_counter(id, values, 0));
+            self.counters.push((registration, 0));
+        }
         for (registration, flushed) in &mut self.counters {
             let total = registration.total.load(Ordering::Relaxed);
             if total > *flushed {
