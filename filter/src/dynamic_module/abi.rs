@@ -3,9 +3,13 @@
 //! `unsafe` of the native build is in this file: a raw pointer from Envoy is only ever turned
 //! into a slice here, for the length Envoy gave, for as long as the hook that received it runs.
 //!
-//! Names and signatures follow `abi.h`; `tests/e2e/tests/native_symbols.rs` checks the built
-//! module against the installed Envoy (every hook it resolves is exported here, every callback
-//! imported here is one it exports).
+//! Names and signatures follow `abi.h` as of a tree with `ENVOY_DYNAMIC_MODULES_ABI_VERSION`
+//! "v0.2.0", Envoy 1.40's (read at agrawroh/envoy@05f72c01, a fork of envoyproxy/envoy: its 30
+//! HTTP-filter hooks are the ones the 1.40 binary names, and its hook signatures are the
+//! binary's `getFunctionPointer<...>` instantiations). The header's compatibility policy never
+//! changes a released entity in place, so the declarations of 1.40's entities hold for it.
+//! `tests/e2e/tests/native_symbols.rs` checks the built module against the installed Envoy
+//! (every hook it resolves is exported here, every callback imported here is one it exports).
 
 use std::ffi::c_void;
 use std::marker::PhantomData;

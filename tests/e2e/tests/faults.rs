@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use prompter_e2e::envoy::EnvoyOptions;
 use prompter_e2e::faulty_upstream::{Fault, FaultyUpstream};
 use prompter_e2e::lds::LdsEnvoy;
-use prompter_e2e::proxies::{Kind, Proxy, BOTH};
+use prompter_e2e::proxies::{Kind, Proxy, ALL};
 use prompter_e2e::scenario::{assert_histograms_consistent, Expected, CREATE, ENSURE, ONE};
 use prompter_e2e::scrape::Series;
 use prompter_e2e::{counting_trap, host, scrape};
@@ -96,12 +96,12 @@ fn wait_for(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-/// Runs `test` against Envoy and against the host proxy at the same time (each in front of
-/// its own upstream), returning what each scraped at the end, so that a test can also
-/// assert that both agree.
-fn through_both(test: impl Fn(Kind) -> Series + Sync) -> Vec<(Kind, Series)> {
+/// Runs `test` against Envoy with the Wasm module, Envoy with the native module and the host
+/// proxy at the same time (each in front of its own upstream), returning what each scraped at
+/// the end, so that a test can also assert that all agree.
+fn through_all(test: impl Fn(Kind) -> Series + Sync) -> Vec<(Kind, Series)> {
     std::thread::scope(|scope| {
-        let runs: Vec<_> = BOTH
+        let runs: Vec<_> = ALL
             .iter()
             .map(|kind| {
                 let test = &test;
@@ -159,7 +159,7 @@ fn healthy() -> Fault {
 /// all: the host compiles the module at start (seconds in a debug build, tens under load).
 #[test]
 fn every_fault_is_answered_and_counted_as_envoy_does() {
-    let runs = through_both(|kind| {
+    let runs = through_all(|kind| {
         let addr: SocketAddr = ([127, 0, 0, 1], prompter_e2e::free_port()).into();
         let proxy = Proxy::start(kind, addr, POLLING, UPSTREAM_TIMEOUT);
         let mut want = expected();
