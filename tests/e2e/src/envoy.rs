@@ -29,15 +29,31 @@ pub fn wasm_module() -> PathBuf {
 }
 
 /// The native build of the filter; `scripts/test` builds it (`scripts/build-native`) before
-/// the tests run.
+/// the tests run. Refused when a source of the filter changed after it was built.
 pub fn native_module() -> PathBuf {
     let path = repo_root().join(prompter_host::envoy_config::DEFAULT_NATIVE);
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: run scripts/build-native", path.display()));
+    let filter = repo_root().join("filter");
+    let newest = newest_change(&filter.join("src")).max(newest_change(&filter.join("Cargo.toml")));
     assert!(
-        path.exists(),
-        "{} is missing: run scripts/build-native",
+        newest <= built,
+        "{} is older than the filter's sources: run scripts/build-native",
         path.display()
     );
     path
+}
+
+/// The latest modification time of a file, or of any file under a directory.
+fn newest_change(path: &std::path::Path) -> std::time::SystemTime {
+    let own = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let entries = std::fs::read_dir(path).into_iter().flatten().flatten();
+    entries
+        .map(|e| newest_change(&e.path()))
+        .fold(own, std::cmp::max)
 }
 
 /// Which build of the filter Envoy loads.
