@@ -32,8 +32,16 @@ pub struct Worker {
     routes: (u64, Arc<RouteTable>),
 }
 
+/// A worker's state and its configuration: a request holds it by `Rc`, so that creating and
+/// ending a request touches no reference count other workers touch too.
+#[derive(Debug)]
+pub struct WorkerCell {
+    shared: Arc<Shared>,
+    state: RefCell<Worker>,
+}
+
 /// A worker's state, and the configuration it belongs to.
-type WorkerEntry = (Weak<Shared>, Rc<RefCell<Worker>>);
+type WorkerEntry = (Weak<Shared>, Rc<WorkerCell>);
 
 thread_local! {
     /// This thread's workers, by configuration id; an entry whose configuration is gone is
@@ -41,18 +49,21 @@ thread_local! {
     static WORKERS: RefCell<FxHashMap<u64, WorkerEntry>> = RefCell::default();
 }
 
-fn worker(shared: &Arc<Shared>) -> Rc<RefCell<Worker>> {
+fn worker(shared: &Arc<Shared>) -> Rc<WorkerCell> {
     WORKERS.with_borrow_mut(|workers| {
         if let Some((_, worker)) = workers.get(&shared.id) {
             return Rc::clone(worker);
         }
         workers.retain(|_, (config, _)| config.strong_count() > 0);
-        let worker = Rc::new(RefCell::new(Worker {
-            recorder: Recorder::default(),
-            stats: WorkerStats::new(Arc::clone(&shared.families), shared.register.clone()),
-            models: ModelLabels::default(),
-            routes: (0, Arc::default()),
-        }));
+        let worker = Rc::new(WorkerCell {
+            shared: Arc::clone(shared),
+            state: RefCell::new(Worker {
+                recorder: Recorder::default(),
+                stats: WorkerStats::new(Arc::clone(&shared.families), shared.register.clone()),
+                models: ModelLabels::default(),
+                routes: (0, Arc::default()),
+            }),
+        });
         workers.insert(shared.id, (Arc::downgrade(shared), Rc::clone(&worker)));
         worker
     })
@@ -73,19 +84,16 @@ fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
 /// The in-module filter Envoy holds for one stream (`filter_module_ptr`).
 #[derive(Debug)]
 pub struct RequestMetrics {
-    shared: Arc<Shared>,
-    worker: Rc<RefCell<Worker>>,
+    worker: Rc<WorkerCell>,
     exchange: Option<Exchange>,
     /// Set once the exchange was recorded (or dropped after a failed hook).
     done: bool,
 }
 
 impl RequestMetrics {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        let worker = worker(&shared);
+    pub fn new(shared: &Arc<Shared>) -> Self {
         RequestMetrics {
-            shared,
-            worker,
+            worker: worker(shared),
             exchange: None,
             done: false,
         }
@@ -94,12 +102,12 @@ impl RequestMetrics {
     pub fn on_request_headers(&mut self, filter: EnvoyFilter<'_>) {
         let method = text(filter.request_header(":method"));
         let path = text(filter.request_header(":path"));
-        let config = &self.shared.config;
-        let mut worker = self.worker.borrow_mut();
+        let shared = &self.worker.shared;
+        let mut worker = self.worker.state.borrow_mut();
         let worker = &mut *worker;
-        let routes = self.shared.learned.current(&mut worker.routes);
+        let routes = shared.learned.current(&mut worker.routes);
         self.exchange = Some(Exchange::start_with(
-            config,
+            &shared.config,
             routes,
             method.as_deref(),
             path.as_deref(),
@@ -112,7 +120,7 @@ impl RequestMetrics {
             return;
         };
         for chunk in filter.received_body(RECEIVED_REQUEST_BODY) {
-            exchange.request_body(&self.shared.config, chunk);
+            exchange.request_body(&self.worker.shared.config, chunk);
         }
     }
 
@@ -135,7 +143,8 @@ impl RequestMetrics {
         };
         let chunks = filter.received_body(RECEIVED_RESPONSE_BODY);
         let len = chunks.iter().map(|c| c.len()).sum();
-        exchange.response_chunk(&self.shared.config, len, |range| slice(&chunks, range));
+        let config = &self.worker.shared.config;
+        exchange.response_chunk(config, len, |range| slice(&chunks, range));
     }
 
     /// Records the exchange (once): at stream completion, or when Envoy destroys a filter it
@@ -145,7 +154,7 @@ impl RequestMetrics {
             return;
         }
         let now = now_nanos();
-        let shared = &self.shared;
+        let shared = &self.worker.shared;
         let mut exchange = self
             .exchange
             .take()
@@ -155,7 +164,7 @@ impl RequestMetrics {
             let code = filter.response_code().and_then(|c| u16::try_from(c).ok());
             exchange.status_if_unknown(code);
         }
-        let mut worker = self.worker.borrow_mut();
+        let mut worker = self.worker.state.borrow_mut();
         let worker = &mut *worker;
         let mut sink = worker.stats.for_stream(filter);
         let recorder = &mut worker.recorder;
@@ -166,7 +175,7 @@ impl RequestMetrics {
 
     /// Counts a hook of this stream that panicked.
     pub fn count_failure(&self, filter: EnvoyFilter<'_>) {
-        if let Some(id) = self.shared.families.failures {
+        if let Some(id) = self.worker.shared.families.failures {
             filter.increment_counter(id, &[], 1);
         }
     }

@@ -171,7 +171,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
     }
     // SAFETY: as in `config_hook`; Envoy creates filters while the configuration lives.
     let plugin = unsafe { &*config_module.cast::<Plugin>() };
-    match guarded(|| RequestMetrics::new(std::sync::Arc::clone(&plugin.shared))) {
+    match guarded(|| RequestMetrics::new(&plugin.shared)) {
         Ok(metrics) => Box::into_raw(Box::new(metrics)).cast_const().cast(),
         // A null filter would close the stream; the inert one lets it pass.
         Err(panicked) => {
