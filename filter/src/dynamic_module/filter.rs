@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::Range;
 use std::rc::Rc;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
@@ -40,21 +40,18 @@ pub struct WorkerCell {
     state: RefCell<Worker>,
 }
 
-/// A worker's state, and the configuration it belongs to.
-type WorkerEntry = (Weak<Shared>, Rc<WorkerCell>);
-
 thread_local! {
-    /// This thread's workers, by configuration id; an entry whose configuration is gone is
-    /// dropped when another is added.
-    static WORKERS: RefCell<FxHashMap<u64, WorkerEntry>> = RefCell::default();
+    /// This thread's workers, by configuration id; an entry whose configuration Envoy
+    /// destroyed is dropped when another is added.
+    static WORKERS: RefCell<FxHashMap<u64, Rc<WorkerCell>>> = RefCell::default();
 }
 
 fn worker(shared: &Arc<Shared>) -> Rc<WorkerCell> {
     WORKERS.with_borrow_mut(|workers| {
-        if let Some((_, worker)) = workers.get(&shared.id) {
+        if let Some(worker) = workers.get(&shared.id) {
             return Rc::clone(worker);
         }
-        workers.retain(|_, (config, _)| config.strong_count() > 0);
+        workers.retain(|_, worker| !worker.shared.is_retired());
         let worker = Rc::new(WorkerCell {
             shared: Arc::clone(shared),
             state: RefCell::new(Worker {
@@ -64,7 +61,7 @@ fn worker(shared: &Arc<Shared>) -> Rc<WorkerCell> {
                 routes: (0, Arc::default()),
             }),
         });
-        workers.insert(shared.id, (Arc::downgrade(shared), Rc::clone(&worker)));
+        workers.insert(shared.id, Rc::clone(&worker));
         worker
     })
 }

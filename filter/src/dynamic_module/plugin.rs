@@ -5,7 +5,7 @@
 //! fetches the OpenAPI document when they are due. Main-thread work happens once per proxy,
 //! not per worker.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -34,6 +34,14 @@ pub struct Shared {
     pub learned: LearnedRoutes,
     /// Where a worker hands a new counter to the main thread's [`Flusher`].
     pub register: mpsc::Sender<Registration>,
+    /// Set when Envoy destroyed the configuration: workers drop their state for it.
+    retired: AtomicBool,
+}
+
+impl Shared {
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
 }
 
 /// Routes learned from the OpenAPI document. A worker reads the generation on each request
@@ -120,6 +128,7 @@ impl Plugin {
             families: Arc::clone(&families),
             learned: LearnedRoutes::default(),
             register,
+            retired: AtomicBool::new(false),
         });
         let ticker = envoy.scheduler().map(Ticker::start);
         if ticker.is_none() {
@@ -200,6 +209,7 @@ impl Drop for Plugin {
     fn drop(&mut self) {
         // Stop the ticks before the scheduler goes, then send what the workers counted last.
         drop(self.ticker.take());
+        self.shared.retired.store(true, Ordering::Relaxed);
         let mut main = self.main();
         let envoy = main.envoy;
         main.flusher.flush(envoy);

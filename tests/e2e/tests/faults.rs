@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use prompter_e2e::envoy::EnvoyOptions;
+use prompter_e2e::envoy::{Build, EnvoyOptions};
 use prompter_e2e::faulty_upstream::{Fault, FaultyUpstream};
 use prompter_e2e::lds::LdsEnvoy;
 use prompter_e2e::proxies::{Kind, Proxy, ALL};
@@ -409,10 +409,11 @@ fn host_counters_never_go_back_when_a_trapping_instance_is_replaced() {
 /// `vm_id` (as a control plane's update does; the old listener drains for 1 s and is
 /// destroyed), waits past the drain, serves three more and scrapes until the requests
 /// counter reads `last`: every value the scrapes saw on the way, each change once.
-fn counter_across_a_listener_update(vm_id: &str, last: f64) -> Vec<f64> {
+fn counter_across_a_listener_update(build: Build, vm_id: &str, last: f64) -> Vec<f64> {
     let upstream = FaultyUpstream::start();
     let mut options = EnvoyOptions::new(upstream.addr, QUIET);
     options.concurrency = 1;
+    options.build = build;
     let mut envoy = LdsEnvoy::start(options);
     let (listener, admin) = (envoy.envoy.listener, envoy.envoy.admin);
     let mut scraped: Vec<f64> = Vec::new();
@@ -463,7 +464,7 @@ fn requests_labels() -> [(&'static str, &'static str); 5] {
 /// keeps the VM and gives the filter a new root context): the counter carries on.
 #[test]
 fn envoy_counters_never_go_back_when_a_new_plugin_configuration_reuses_the_vm() {
-    let scraped = counter_across_a_listener_update("prompter_metrics", 6.0);
+    let scraped = counter_across_a_listener_update(Build::Wasm, "prompter_metrics", 6.0);
     assert!(
         scraped.windows(2).all(|w| w[0] < w[1]) && scraped.last() == Some(&6.0),
         "the counter went back or stopped short: {scraped:?}"
@@ -476,7 +477,8 @@ fn envoy_counters_never_go_back_when_a_new_plugin_configuration_reuses_the_vm() 
 /// as one), not a counter carrying on. This test pins that down.
 #[test]
 fn envoy_counters_restart_from_zero_when_a_new_vm_replaces_the_old_one() {
-    let scraped = counter_across_a_listener_update("prompter_metrics_reconfigured", 3.0);
+    let scraped =
+        counter_across_a_listener_update(Build::Wasm, "prompter_metrics_reconfigured", 3.0);
     let reset = scraped
         .windows(2)
         .position(|w| w[1] < w[0])
@@ -485,5 +487,24 @@ fn envoy_counters_restart_from_zero_when_a_new_vm_replaces_the_old_one() {
     assert!(
         scraped[reset + 1..].windows(2).all(|w| w[0] < w[1]) && scraped.last() == Some(&3.0),
         "after the reset the new VM counts from 0 to 3: {scraped:?}"
+    );
+}
+
+/// The native module has no VM: its counters live in the stats scope of the filter
+/// configuration that defined them, and Envoy deletes them with that configuration. A new
+/// listener configuration (a new plugin configuration, or the same one pushed again) starts
+/// them from 0 once the old listener is drained: a counter reset, as for the Wasm build's new
+/// VM (`rate()` and `increase()` read it as one). This test pins that down.
+#[test]
+fn native_counters_restart_from_zero_when_a_new_configuration_replaces_the_old_one() {
+    let scraped = counter_across_a_listener_update(Build::Native, "unused", 3.0);
+    let reset = scraped
+        .windows(2)
+        .position(|w| w[1] < w[0])
+        .unwrap_or_else(|| panic!("no reset: {scraped:?}"));
+    assert_eq!(scraped[reset], 3.0, "{scraped:?}");
+    assert!(
+        scraped[reset + 1..].windows(2).all(|w| w[0] < w[1]) && scraped.last() == Some(&3.0),
+        "after the reset the new configuration counts from 0 to 3: {scraped:?}"
     );
 }
