@@ -38,6 +38,12 @@ pub fn nanos_to_micros(nanos: u64) -> u64 {
     nanos / 1_000 + u64::from(nanos % 1_000 >= 500)
 }
 
+/// Not a dashboard metric: hooks of the native Envoy module (`filter/src/dynamic_module/`)
+/// that panicked and were let through untouched. The Wasm build's counterpart is the host's
+/// `prompter_host_filter_failures_total` (Envoy counts Wasm failures itself, as
+/// `wasm.envoy.wasm.runtime.v8.…` stats).
+pub const FILTER_FAILURES: &str = "prompter_filter_failures_total";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
     Counter,

@@ -30,19 +30,41 @@ pub enum Event<'a> {
     Set(Series<'a>, u64),
 }
 
-/// Where stat updates go: Envoy's stats through proxy-wasm, or a test's map. A stat is
-/// resolved by name once (defined at 0, so that a histogram's empty buckets are exported as
-/// 0 like the in-app module does) to a handle; updates name the handle. Resolving a name
-/// again (a series retried after a refusal) gives the same handle.
+/// One stat of a series, as the catalog names it: the metric's name, the suffix of the
+/// Prometheus series it is exported as (`_bucket`, `_count`, or none), and the series' label
+/// pairs (with `le` for a bucket). Each sink spells it its own way: proxy-wasm as a tag-encoded
+/// stat name ([`Stat::encode_into`]), Envoy's dynamic modules as a metric defined with label
+/// names and updated with label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat<'a> {
+    pub name: &'a str,
+    pub suffix: &'a str,
+    pub labels: &'a [(&'a str, &'a str)],
+}
+
+impl Stat<'_> {
+    /// The tag-encoded stat name (`key=.=value;.;…<name><suffix>`), built in `out`.
+    pub fn encode_into<'s>(&self, out: &'s mut String) -> &'s str {
+        out.clear();
+        stat_name::encode_into(out, self.name, self.labels);
+        out.push_str(self.suffix);
+        out
+    }
+}
+
+/// Where stat updates go: Envoy's stats through proxy-wasm or a dynamic module, or a test's
+/// map. A stat is resolved once (defined at 0, so that a histogram's empty buckets are
+/// exported as 0 like the in-app module does) to a handle; updates name the handle. Resolving
+/// a stat again (a series retried after a refusal) gives the same handle.
 pub trait StatSink {
-    /// The handle of the counter `name`; `None` when the host refused to define it.
-    fn counter(&mut self, name: &str) -> Option<u32>;
-    /// The handle of the gauge `name`.
-    fn gauge(&mut self, name: &str) -> Option<u32>;
-    /// The handle of the native histogram `name` (the catalog name, without suffix), which
-    /// records nanoseconds. Only for hosts that said they export real histograms in seconds
-    /// (`_sum` included); see [`crate::config::VmOptions`].
-    fn histogram(&mut self, name: &str) -> Option<u32>;
+    /// The handle of the counter `stat`; `None` when the host refused to define it.
+    fn counter(&mut self, stat: &Stat<'_>) -> Option<u32>;
+    /// The handle of the gauge `stat`.
+    fn gauge(&mut self, stat: &Stat<'_>) -> Option<u32>;
+    /// The handle of the native histogram `stat` (no suffix), which records nanoseconds. Only
+    /// for hosts that said they export real histograms in seconds (`_sum` included); see
+    /// [`crate::config::VmOptions`].
+    fn histogram(&mut self, stat: &Stat<'_>) -> Option<u32>;
     fn add(&mut self, counter: u32, delta: u64);
     fn set(&mut self, gauge: u32, value: u64);
     fn observe(&mut self, histogram: u32, nanos: u64);
@@ -77,7 +99,6 @@ enum Sum {
 #[derive(Debug, Default)]
 pub struct Recorder {
     series: SeriesCache<Resolved>,
-    scratch: String,
 }
 
 impl Recorder {
@@ -95,7 +116,7 @@ impl Recorder {
             None => {
                 // A refused definition is logged by the sink; the event is dropped and the
                 // series tried again next time.
-                let Some(resolved) = resolve(config, &series, &mut self.scratch, sink) else {
+                let Some(resolved) = resolve(config, &series, sink) else {
                     return;
                 };
                 self.series.insert(&series, resolved)
@@ -134,13 +155,8 @@ impl Event<'_> {
     }
 }
 
-/// Builds the stat names of a series and resolves them in `sink`.
-fn resolve(
-    config: &Config,
-    series: &Series<'_>,
-    scratch: &mut String,
-    sink: &mut impl StatSink,
-) -> Option<Resolved> {
+/// Resolves the stats of a series in `sink`.
+fn resolve(config: &Config, series: &Series<'_>, sink: &mut impl StatSink) -> Option<Resolved> {
     let labels = series.metric.def().labels;
     let mut pairs: [(&str, &str); 6] = [("", ""); 6];
     let n = labels.len().min(series.values.len()).min(pairs.len() - 1);
@@ -148,31 +164,32 @@ fn resolve(
         pairs[i] = (labels[i], series.values[i]);
     }
     let name = series.metric.name();
+    let stat = |labels, suffix| Stat {
+        name,
+        suffix,
+        labels,
+    };
     match series.metric.kind() {
-        MetricKind::Counter => sink
-            .counter(encode(scratch, name, &pairs[..n], ""))
-            .map(Resolved::Counter),
-        MetricKind::Gauge => sink
-            .gauge(encode(scratch, name, &pairs[..n], ""))
-            .map(Resolved::Gauge),
+        MetricKind::Counter => sink.counter(&stat(&pairs[..n], "")).map(Resolved::Counter),
+        MetricKind::Gauge => sink.gauge(&stat(&pairs[..n], "")).map(Resolved::Gauge),
         MetricKind::Histogram => {
             let buckets = buckets_of(config, series.metric);
             let mut counters = Vec::with_capacity(buckets.labels.len() + 1);
             for le in &buckets.labels {
                 let mut with_le = pairs;
                 with_le[n] = (label::LE, le);
-                counters.push(sink.counter(encode(
-                    scratch,
+                let bucket = Stat {
                     name,
-                    &with_le[..=n],
-                    BUCKET_SUFFIX,
-                ))?);
+                    suffix: BUCKET_SUFFIX,
+                    labels: &with_le[..=n],
+                };
+                counters.push(sink.counter(&bucket)?);
             }
-            counters.push(sink.counter(encode(scratch, name, &pairs[..n], COUNT_SUFFIX))?);
+            counters.push(sink.counter(&stat(&pairs[..n], COUNT_SUFFIX))?);
             let sum = if config.native_histograms {
-                Sum::Native(sink.histogram(encode(scratch, name, &pairs[..n], ""))?)
+                Sum::Native(sink.histogram(&stat(&pairs[..n], ""))?)
             } else {
-                Sum::Micros(sink.counter(encode(scratch, name, &pairs[..n], SUM_MICROS_SUFFIX))?)
+                Sum::Micros(sink.counter(&stat(&pairs[..n], SUM_MICROS_SUFFIX))?)
             };
             Some(Resolved::Histogram {
                 counters: counters.into_boxed_slice(),
@@ -180,14 +197,6 @@ fn resolve(
             })
         }
     }
-}
-
-/// The stat name of a series' stat, built in `out`.
-fn encode<'s>(out: &'s mut String, name: &str, labels: &[(&str, &str)], suffix: &str) -> &'s str {
-    out.clear();
-    stat_name::encode_into(out, name, labels);
-    out.push_str(suffix);
-    out
 }
 
 fn buckets_of(config: &Config, metric: Metric) -> &Buckets {
@@ -233,14 +242,14 @@ pub(crate) mod tests {
     }
 
     impl StatSink for MapSink {
-        fn counter(&mut self, name: &str) -> Option<u32> {
-            self.define(name)
+        fn counter(&mut self, stat: &Stat<'_>) -> Option<u32> {
+            self.define(stat.encode_into(&mut String::new()))
         }
-        fn gauge(&mut self, name: &str) -> Option<u32> {
-            self.define(name)
+        fn gauge(&mut self, stat: &Stat<'_>) -> Option<u32> {
+            self.define(stat.encode_into(&mut String::new()))
         }
-        fn histogram(&mut self, name: &str) -> Option<u32> {
-            self.handle(name)
+        fn histogram(&mut self, stat: &Stat<'_>) -> Option<u32> {
+            self.handle(stat.encode_into(&mut String::new()))
         }
         fn add(&mut self, counter: u32, delta: u64) {
             *self.stats.entry(self.name(counter)).or_default() += delta;
@@ -353,26 +362,26 @@ pub(crate) mod tests {
 
         fn define(
             &mut self,
-            name: &str,
-            define: fn(&mut MapSink, &str) -> Option<u32>,
+            stat: &Stat<'_>,
+            define: fn(&mut MapSink, &Stat<'_>) -> Option<u32>,
         ) -> Option<u32> {
             self.definitions += 1;
-            if (self.refuse)(name) {
+            if (self.refuse)(stat.encode_into(&mut String::new())) {
                 return None;
             }
-            define(&mut self.inner, name)
+            define(&mut self.inner, stat)
         }
     }
 
     impl<F: FnMut(&str) -> bool> StatSink for RefusingSink<F> {
-        fn counter(&mut self, name: &str) -> Option<u32> {
-            self.define(name, MapSink::counter)
+        fn counter(&mut self, stat: &Stat<'_>) -> Option<u32> {
+            self.define(stat, MapSink::counter)
         }
-        fn gauge(&mut self, name: &str) -> Option<u32> {
-            self.define(name, MapSink::gauge)
+        fn gauge(&mut self, stat: &Stat<'_>) -> Option<u32> {
+            self.define(stat, MapSink::gauge)
         }
-        fn histogram(&mut self, name: &str) -> Option<u32> {
-            self.define(name, MapSink::histogram)
+        fn histogram(&mut self, stat: &Stat<'_>) -> Option<u32> {
+            self.define(stat, MapSink::histogram)
         }
         fn add(&mut self, counter: u32, delta: u64) {
             self.inner.add(counter, delta)

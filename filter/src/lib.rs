@@ -2,8 +2,9 @@
 //! routes, statuses and JSON bodies as they stream past and emits the Prometheus metrics the
 //! Prompter dashboard expects.
 //!
-//! Everything but the `wasm` module is plain Rust, compiled and tested natively; the `wasm`
-//! module is the thin proxy-wasm layer that feeds it.
+//! Everything but the `wasm` and `dynamic_module` modules is plain Rust, compiled and tested
+//! natively; `wasm` is the thin proxy-wasm layer that feeds it, `dynamic_module` the thin
+//! layer of the native Envoy module (feature `envoy-dynamic-module`).
 
 pub mod catalog;
 pub mod config;
@@ -23,3 +24,6 @@ pub mod tail;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
+
+#[cfg(all(feature = "envoy-dynamic-module", not(target_arch = "wasm32")))]
+mod dynamic_module;

@@ -11,7 +11,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use prompter_filter::catalog::{label, Metric};
 use prompter_filter::config::Config;
-use prompter_filter::events::{Event, Recorder, StatSink};
+use prompter_filter::events::{Event, Recorder, Stat, StatSink};
 use prompter_filter::exchange::Exchange;
 use prompter_filter::labels::{self, is_clean, ModelLabels};
 use prompter_filter::openapi;
@@ -185,14 +185,14 @@ impl DecodingSink<'_> {
 }
 
 impl StatSink for DecodingSink<'_> {
-    fn counter(&mut self, name: &str) -> Option<u32> {
-        self.check(name)
+    fn counter(&mut self, stat: &Stat<'_>) -> Option<u32> {
+        self.check(stat.encode_into(&mut String::new()))
     }
-    fn gauge(&mut self, name: &str) -> Option<u32> {
-        self.check(name)
+    fn gauge(&mut self, stat: &Stat<'_>) -> Option<u32> {
+        self.check(stat.encode_into(&mut String::new()))
     }
-    fn histogram(&mut self, name: &str) -> Option<u32> {
-        self.check(name)
+    fn histogram(&mut self, stat: &Stat<'_>) -> Option<u32> {
+        self.check(stat.encode_into(&mut String::new()))
     }
     fn add(&mut self, _counter: u32, _delta: u64) {}
     fn set(&mut self, _gauge: u32, _value: u64) {}

@@ -1,6 +1,8 @@
-//! The Envoy bootstrap that loads the filter: listener → wasm filter → router → the Prompter
-//! API, an admin interface for `/stats/prometheus`, and the stats tags that turn our encoded
-//! stat names into Prometheus labels (from the filter's catalog, never spelled here).
+//! The Envoy bootstrap that loads the filter: listener → filter → router → the Prompter API,
+//! and an admin interface for `/stats/prometheus`. The filter is the Wasm module, with the
+//! stats tags that turn its encoded stat names into Prometheus labels (from the filter's
+//! catalog, never spelled here), or the native dynamic module, whose metrics have real labels
+//! and need only the runtime flag that prints them without Envoy's prefixes.
 
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
@@ -18,6 +20,51 @@ pub const DEFAULT_WASM: &str = "target/wasm/prompter_filter.wasm";
 /// timeout of the generated bootstrap, and the host proxy's default, so that a slow run is
 /// the same 200 (or the same 504) behind either.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where `scripts/build-native` puts the native module, relative to the repository root.
+pub const DEFAULT_NATIVE: &str = "target/native/libprompter_filter.so";
+
+/// The runtime flag under which Envoy prints a dynamic module's metrics under their own names
+/// (its metrics namespace registered as a custom stat namespace): no `envoy_` prefix, no
+/// `dynamicmodulescustom_`.
+pub const STRIP_CUSTOM_STAT_PREFIX: &str =
+    "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix";
+
+/// Which build of the filter the bootstrap loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterModule {
+    /// The proxy-wasm module (`--wasm PATH`), run in Envoy's V8.
+    Wasm(String),
+    /// The native dynamic module (`--dynamic-module PATH`): Envoy loads `lib<name>.so` by name
+    /// from the directory in `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
+    Native(String),
+}
+
+impl FilterModule {
+    /// The native module's directory (Envoy's search path) and name (`lib<name>.so`).
+    pub fn native_search(path: &str) -> Result<(String, String), String> {
+        let path = std::path::Path::new(path);
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
+        let name = file
+            .strip_prefix("lib")
+            .and_then(|f| f.strip_suffix(".so"))
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "--dynamic-module: `{}` is not a file named lib<name>.so, which is how Envoy finds a module",
+                    path.display()
+                )
+            })?;
+        let dir = match path.parent().map(|d| d.display().to_string()) {
+            Some(d) if !d.is_empty() => d,
+            _ => ".".to_string(),
+        };
+        Ok((dir, name.to_string()))
+    }
+}
 
 /// A `host:port` pair; the host may be an IP address or a DNS name. `http://host:port`
 /// (with or without a trailing `/`) is read as `host:port`, as `prompter-host proxy`
@@ -114,8 +161,8 @@ pub struct Bootstrap {
     pub listen: Endpoint,
     pub upstream: Endpoint,
     pub admin: Endpoint,
-    pub wasm: String,
-    /// The plugin configuration (JSON), written into the filter's `configuration`.
+    pub module: FilterModule,
+    /// The plugin configuration (JSON), written into the filter's configuration.
     pub plugin_config: String,
 }
 
@@ -128,10 +175,18 @@ impl Bootstrap {
         let config = Config::parse(self.plugin_config.as_bytes(), |_| None)
             .map_err(|e| format!("plugin configuration: {e}"))?;
         check_clusters(&config)?;
+        let native = match &self.module {
+            FilterModule::Wasm(_) => None,
+            FilterModule::Native(path) => Some(FilterModule::native_search(path)?),
+        };
         let mut y = String::new();
+        let (flag, path) = match &self.module {
+            FilterModule::Wasm(path) => ("--wasm", path),
+            FilterModule::Native(path) => ("--dynamic-module", path),
+        };
         let command = format!(
-            "cargo run -p prompter-host -- envoy-config --listen {} --upstream {} --admin {} --wasm {}",
-            self.listen, self.upstream, self.admin, self.wasm
+            "cargo run -p prompter-host -- envoy-config --listen {} --upstream {} --admin {} {flag} {path}",
+            self.listen, self.upstream, self.admin
         );
         let _ = writeln!(
             y,
@@ -144,9 +199,15 @@ impl Bootstrap {
                 "#   with --plugin-config (its JSON is the filter's `configuration` below)"
             );
         }
+        let run = match &native {
+            None => "envoy -c <this file>".to_string(),
+            Some((dir, _)) => {
+                format!("ENVOY_DYNAMIC_MODULES_SEARCH_PATH={dir} envoy -c <this file>")
+            }
+        };
         let _ = writeln!(
             y,
-            "# Check it with `envoy --mode validate -c <this file>`; run it with `envoy -c <this file>`"
+            "# Check it with `envoy --mode validate -c <this file>`; run it with `{run}`"
         );
         let _ = writeln!(
             y,
@@ -155,6 +216,12 @@ impl Bootstrap {
         let _ = writeln!(y, "admin:");
         let _ = writeln!(y, "  address:");
         socket_address(&mut y, 4, &self.admin);
+        if native.is_some() {
+            let _ = write!(
+                y,
+                "layered_runtime:\n  layers:\n  - name: static\n    static_layer:\n      # The module's metrics under their own names (no `envoy_`, no `dynamicmodulescustom_`).\n      {STRIP_CUSTOM_STAT_PREFIX}: true\n"
+            );
+        }
         y.push_str("static_resources:\n  listeners:\n  - name: prompter_api\n    address:\n");
         socket_address(&mut y, 6, &self.listen);
         y.push_str(&format!(
@@ -173,36 +240,17 @@ impl Bootstrap {
               - match: {{ prefix: "/" }}
                 route: {{ cluster: {cluster}, timeout: {timeout}s }}
           http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: prompter_metrics
-                root_id: prompter_metrics
-                # Traffic keeps flowing, unmeasured, if the filter fails while running (its
-                # VM crashes). A module that cannot be loaded, or a configuration the filter
-                # refuses, stops Envoy from starting: `envoy --mode validate` shows it.
-                failure_policy: FAIL_OPEN
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: |
 "#,
             cluster = DEFAULT_HEALTH_CLUSTER,
             timeout = UPSTREAM_TIMEOUT.as_secs(),
         ));
-        for line in self.plugin_config.trim().lines() {
-            let _ = writeln!(y, "                    {line}");
+        match (&self.module, &native) {
+            (FilterModule::Wasm(wasm), _) => self.wasm_filter(&mut y, wasm),
+            (FilterModule::Native(_), Some((_, name))) => self.native_filter(&mut y, name),
+            (FilterModule::Native(_), None) => unreachable!("checked above"),
         }
         y.push_str(&format!(
-            r#"                vm_config:
-                  vm_id: prompter_metrics
-                  runtime: envoy.wasm.runtime.v8
-                  code:
-                    local:
-                      filename: {wasm}
-                  environment_variables:
-                    host_env_keys: [{service_var}, {env_var}]
-          - name: envoy.filters.http.router
+            r#"          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
@@ -216,9 +264,6 @@ impl Bootstrap {
         - endpoint:
             address:
 "#,
-            wasm = self.wasm,
-            service_var = SERVICE_ENV_VAR,
-            env_var = ENV_ENV_VAR,
             cluster = DEFAULT_HEALTH_CLUSTER,
             discovery = if self.upstream.is_ip() {
                 "STATIC"
@@ -227,8 +272,70 @@ impl Bootstrap {
             },
         ));
         socket_address(&mut y, 14, &self.upstream);
-        y.push_str(&stats_config());
+        if native.is_none() {
+            y.push_str(&stats_config());
+        }
         Ok(y)
+    }
+
+    fn plugin_config_lines(&self, y: &mut String, indent: usize) {
+        let pad = " ".repeat(indent);
+        for line in self.plugin_config.trim().lines() {
+            let _ = writeln!(y, "{pad}{line}");
+        }
+    }
+
+    fn wasm_filter(&self, y: &mut String, wasm: &str) {
+        y.push_str(
+            r#"          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: prompter_metrics
+                root_id: prompter_metrics
+                # Traffic keeps flowing, unmeasured, if the filter fails while running (its
+                # VM crashes). A module that cannot be loaded, or a configuration the filter
+                # refuses, stops Envoy from starting: `envoy --mode validate` shows it.
+                failure_policy: FAIL_OPEN
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+"#,
+        );
+        self.plugin_config_lines(y, 20);
+        y.push_str(&format!(
+            r#"                vm_config:
+                  vm_id: prompter_metrics
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local:
+                      filename: {wasm}
+                  environment_variables:
+                    host_env_keys: [{service_var}, {env_var}]
+"#,
+            service_var = SERVICE_ENV_VAR,
+            env_var = ENV_ENV_VAR,
+        ));
+    }
+
+    fn native_filter(&self, y: &mut String, name: &str) {
+        y.push_str(&format!(
+            r#"          - name: envoy.filters.http.dynamic_modules
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              # lib{name}.so in $ENVOY_DYNAMIC_MODULES_SEARCH_PATH; it reads {service_var} and
+              # {env_var} from Envoy's environment.
+              dynamic_module_config:
+                name: {name}
+              filter_name: prompter_metrics
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: |
+"#,
+            service_var = SERVICE_ENV_VAR,
+            env_var = ENV_ENV_VAR,
+        ));
+        self.plugin_config_lines(y, 18);
     }
 }
 
@@ -262,7 +369,7 @@ mod tests {
             listen: "127.0.0.1:10000".parse().unwrap(),
             upstream: "127.0.0.1:8000".parse().unwrap(),
             admin: "127.0.0.1:9901".parse().unwrap(),
-            wasm: DEFAULT_WASM.to_string(),
+            module: FilterModule::Wasm(DEFAULT_WASM.to_string()),
             plugin_config: "{}".to_string(),
         }
     }
@@ -333,5 +440,33 @@ mod tests {
             .contains("`openapi.cluster` is `elsewhere`"));
         b.plugin_config = r#"{"openapi": {"enabled": false, "cluster": "elsewhere"}}"#.to_string();
         assert!(b.render().is_ok(), "a fetch that is off calls no cluster");
+    }
+
+    #[test]
+    fn the_native_module_is_loaded_by_name_with_the_prefix_stripping_flag() {
+        let mut b = bootstrap();
+        b.module = FilterModule::Native(DEFAULT_NATIVE.to_string());
+        let yaml = b.render().unwrap();
+        assert!(yaml.contains("ENVOY_DYNAMIC_MODULES_SEARCH_PATH=target/native envoy -c"));
+        assert!(yaml.contains("name: prompter_filter\n"));
+        assert!(yaml.contains(&format!("{STRIP_CUSTOM_STAT_PREFIX}: true")));
+        assert!(yaml.contains("--dynamic-module target/native/libprompter_filter.so"));
+        assert!(!yaml.contains("envoy.filters.http.wasm"));
+        assert!(
+            !yaml.contains("stats_tags"),
+            "labels are real: no tags to cut out"
+        );
+        // The same plugin configuration checks, with the same messages.
+        b.plugin_config = r#"{"routes": ["x"]}"#.to_string();
+        assert!(b.render().unwrap_err().contains("`routes`"));
+        b.plugin_config = r#"{"health": {"cluster": "elsewhere"}}"#.to_string();
+        assert!(b.render().unwrap_err().contains("health.cluster"));
+        b.plugin_config = "{}".to_string();
+        b.module = FilterModule::Native("target/native/prompter_filter.wasm".into());
+        assert!(b.render().unwrap_err().contains("lib<name>.so"));
+        assert_eq!(
+            FilterModule::native_search("libx.so").unwrap(),
+            (".".to_string(), "x".to_string())
+        );
     }
 }

@@ -4,7 +4,7 @@
 Usage: report.py RESULTS COMMANDS CRITERION_DIR
 
 RESULTS has one measurement per line (`load`, `cpu`, `stream`, `memory`, `hostcalls`, `wasm`,
-`allocations`, `envoystat`, `meta`, as scripts/bench-load records them); CRITERION_DIR is
+`native`, `allocations`, `envoystat`, `meta`, as scripts/bench-load records them); CRITERION_DIR is
 criterion's output (`target/criterion`), read for the medians of the benches. The text of
 `notes.md` beside this file (what the figures mean, what was tried) goes in before the commands.
 """
@@ -20,6 +20,7 @@ TARGET_NAMES = {
     "empty": "Envoy + empty proxy-wasm filter",
     "reads": "Envoy + reads-only filter",
     "ours": "Envoy + prompter_filter",
+    "native": "Envoy + native module (libprompter_filter.so)",
     "host": "prompter-host proxy + prompter_filter",
 }
 MB = 1024 * 1024
@@ -118,6 +119,40 @@ def stream_table(data):
     return out
 
 
+def native_budgets(p, load, cpu, streams, stats, stat_names):
+    """Issue 14's budgets: the native module against bare Envoy."""
+    if "native" in load and "bare" in load:
+        ratio = load["native"]["rps"] / load["bare"]["rps"]
+        p(
+            f"| native module: Envoy requests/s ≥ 97 % of bare Envoy (route mix) | "
+            f"{load['native']['rps']:.0f} vs {load['bare']['rps']:.0f} req/s = **{ratio:.1%}** | {met(ratio >= 0.97)} |"
+        )
+    if {"native", "bare"} <= cpu.keys():
+        native, bare = (cpu[t]["median"] / 1e3 for t in ("native", "bare"))
+        p(
+            f"| native module: Envoy CPU per request ≤ bare + 2 µs | "
+            f"{native:.1f} vs {bare:.1f} µs = **{native - bare:+.1f} µs** | {met(native <= bare + 2.0)} |"
+        )
+    for size in (2 * MB, 64 * MB):
+        native, bare = streams.get(("native", size)), streams.get(("bare", size))
+        if native and bare:
+            ratio = native["speed"] / bare["speed"]
+            p(
+                f"| native module: {size // MB} MB response throughput ≥ 97 % of bare Envoy | "
+                f"{native['speed'] / 1e6:.0f} vs {bare['speed'] / 1e6:.0f} MB/s = **{ratio:.1%}** | {met(ratio >= 0.97)} |"
+            )
+            limit = bare["ttfb"] * 1.10 + 0.0005
+            p(
+                f"| native module: {size // MB} MB response time to first byte unchanged (≤ bare + 10 % + 0.5 ms) | "
+                f"{native['ttfb'] * 1e3:.2f} ms vs {bare['ttfb'] * 1e3:.2f} ms | {met(native['ttfb'] <= limit)} |"
+            )
+    if "native" in stat_names:
+        p(
+            "| native module: Envoy's buffer limits never hit (`*too_large*` stats) | "
+            f"{stats['native']} ({', '.join(f'`{s}`' for s in stat_names['native'])}) | {met(stats['native'] == 0)} |"
+        )
+
+
 def main():
     results_path, commands_path, criterion_root = sys.argv[1:4]
     meta, data = parse(results_path)
@@ -214,6 +249,12 @@ def main():
             "| Envoy's buffer limits never hit (`*too_large*` stats after all streaming) | "
             f"{stats['ours']} ({', '.join(f'`{s}`' for s in stat_names['ours'])}) | {met(stats['ours'] == 0)} |"
         )
+    native_budgets(p, load, cpu, streams, stats, stat_names)
+    for _name, size in data["native"]:
+        p(
+            f"| native module size (`scripts/build-native`: release, x86_64 Linux) | "
+            f"{int(size):,} bytes | reported (no budget) |"
+        )
     for label, total in (("2MB", 1000), ("64MB", 20)):
         sizes = memory.get(label, {})
         if 1 in sizes and total in sizes:
@@ -275,7 +316,7 @@ def main():
     p("")
     p("| target | requests/s | vs empty filter | vs bare | p50 | p99 | non-2xx share | socket errors |")
     p("|---|---|---|---|---|---|---|---|")
-    for target in ("bare", "empty", "reads", "ours", "host"):
+    for target in ("bare", "empty", "reads", "ours", "native", "host"):
         if target not in load:
             continue
         m = load[target]
@@ -291,7 +332,7 @@ def main():
     rounds = sorted({r["round"] for rows in runs.values() for r in rows})
     p("| target | " + " | ".join(f"round {n}" for n in rounds) + " |")
     p("|---|" + "---|" * len(rounds))
-    for target in ("bare", "empty", "reads", "ours", "host"):
+    for target in ("bare", "empty", "reads", "ours", "native", "host"):
         if target in runs:
             by_round = {r["round"]: r["rps"] for r in runs[target]}
             p(
@@ -315,7 +356,7 @@ def main():
             + " | median | minimum | median over empty | median over reads-only |"
         )
         p("|---|" + "---|" * (len(rounds) + 4))
-        for target in ("bare", "empty", "reads", "ours"):
+        for target in ("bare", "empty", "reads", "ours", "native"):
             if target not in cpu:
                 continue
             by_round = cpu_rounds[target]
@@ -344,7 +385,7 @@ def main():
     p("| response | target | bytes on the wire | runs | time to first byte | throughput | failed |")
     p("|---|---|---|---|---|---|---|")
     for size in (2 * MB, 64 * MB):
-        for target in ("bare", "empty", "ours"):
+        for target in ("bare", "empty", "ours", "native"):
             s = streams.get((target, size))
             if s:
                 p(
@@ -355,7 +396,7 @@ def main():
     if stat_names:
         p("Envoy's buffer-limit stats after the streaming rounds:")
         p("")
-        for target in ("bare", "empty", "ours"):
+        for target in ("bare", "empty", "ours", "native"):
             if stat_names.get(target):
                 p(f"- {TARGET_NAMES[target]}: " + ", ".join(f"`{s}`" for s in stat_names[target]))
         p("")

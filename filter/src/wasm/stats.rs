@@ -9,7 +9,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MetricType};
 use rustc_hash::FxHashMap;
 
-use crate::events::StatSink;
+use crate::events::{Stat, StatSink};
 
 #[derive(Debug)]
 struct Counter {
@@ -33,6 +33,8 @@ pub struct EnvoyStats {
     dirty: Vec<usize>,
     /// Set once a host call failed, so that the log says it once, not per request.
     failed: bool,
+    /// Where a stat's tag-encoded name is built.
+    scratch: String,
 }
 
 impl EnvoyStats {
@@ -43,14 +45,18 @@ impl EnvoyStats {
         }
     }
 
-    fn define(&mut self, kind: MetricType, name: &str) -> Option<u32> {
-        match hostcalls::define_metric(kind, name) {
+    fn define(&mut self, kind: MetricType, stat: &Stat<'_>) -> Option<u32> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let name = stat.encode_into(&mut scratch);
+        let defined = match hostcalls::define_metric(kind, name) {
             Ok(id) => Some(id),
             Err(status) => {
                 self.report(&format!("define_metric({name}) failed: {status:?}"));
                 None
             }
-        }
+        };
+        self.scratch = scratch;
+        defined
     }
 
     /// Sends every pending counter delta to the host.
@@ -88,8 +94,8 @@ impl EnvoyStats {
 }
 
 impl StatSink for EnvoyStats {
-    fn counter(&mut self, name: &str) -> Option<u32> {
-        let id = self.define(MetricType::Counter, name)?;
+    fn counter(&mut self, stat: &Stat<'_>) -> Option<u32> {
+        let id = self.define(MetricType::Counter, stat)?;
         if let Some(slot) = self.slots.get(&id) {
             return Some(*slot);
         }
@@ -99,12 +105,12 @@ impl StatSink for EnvoyStats {
         Some(slot)
     }
 
-    fn gauge(&mut self, name: &str) -> Option<u32> {
-        self.define(MetricType::Gauge, name)
+    fn gauge(&mut self, stat: &Stat<'_>) -> Option<u32> {
+        self.define(MetricType::Gauge, stat)
     }
 
-    fn histogram(&mut self, name: &str) -> Option<u32> {
-        self.define(MetricType::Histogram, name)
+    fn histogram(&mut self, stat: &Stat<'_>) -> Option<u32> {
+        self.define(MetricType::Histogram, stat)
     }
 
     fn add(&mut self, counter: u32, delta: u64) {

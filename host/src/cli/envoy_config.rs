@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use prompter_host::envoy_config::{Bootstrap, Endpoint, DEFAULT_WASM};
+use prompter_host::envoy_config::{Bootstrap, Endpoint, FilterModule, DEFAULT_WASM};
 
 use super::args;
 
@@ -23,6 +23,11 @@ pub struct EnvoyConfigArgs {
     /// Path of the filter's wasm module, as Envoy will open it.
     #[arg(long, default_value = DEFAULT_WASM)]
     wasm: String,
+    /// Load the native dynamic module instead (`scripts/build-native`:
+    /// target/native/libprompter_filter.so); run Envoy with ENVOY_DYNAMIC_MODULES_SEARCH_PATH
+    /// set to its directory.
+    #[arg(long, value_name = "PATH", conflicts_with = "wasm")]
+    dynamic_module: Option<String>,
     /// Plugin configuration (JSON) file; checked before it is written into the bootstrap.
     #[arg(long)]
     plugin_config: Option<PathBuf>,
@@ -47,7 +52,10 @@ fn render(args: &EnvoyConfigArgs) -> Result<String, String> {
         listen: args.listen.clone(),
         upstream: args.upstream.clone(),
         admin: args.admin.clone(),
-        wasm: args.wasm.clone(),
+        module: match &args.dynamic_module {
+            Some(path) => FilterModule::Native(path.clone()),
+            None => FilterModule::Wasm(args.wasm.clone()),
+        },
         plugin_config: String::from_utf8(plugin_config)
             .map_err(|_| "--plugin-config: not UTF-8 text".to_string())?,
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use prompter_host::envoy_config::Bootstrap;
+use prompter_host::envoy_config::{Bootstrap, FilterModule};
 
 use crate::{client, free_port, repo_root};
 
@@ -28,9 +28,45 @@ pub fn wasm_module() -> PathBuf {
     prompter_host::testing::default_wasm()
 }
 
+/// The native build of the filter; `scripts/test` builds it (`scripts/build-native`) before
+/// the tests run. Refused when a source of the filter changed after it was built.
+pub fn native_module() -> PathBuf {
+    let path = repo_root().join(prompter_host::envoy_config::DEFAULT_NATIVE);
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: run scripts/build-native", path.display()));
+    let filter = repo_root().join("filter");
+    let newest = newest_change(&filter.join("src")).max(newest_change(&filter.join("Cargo.toml")));
+    assert!(
+        newest <= built,
+        "{} is older than the filter's sources: run scripts/build-native",
+        path.display()
+    );
+    path
+}
+
+/// The latest modification time of a file, or of any file under a directory.
+fn newest_change(path: &std::path::Path) -> std::time::SystemTime {
+    let own = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let entries = std::fs::read_dir(path).into_iter().flatten().flatten();
+    entries
+        .map(|e| newest_change(&e.path()))
+        .fold(own, std::cmp::max)
+}
+
+/// Which build of the filter Envoy loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    Wasm,
+    Native,
+}
+
 #[derive(Debug, Clone)]
 pub struct EnvoyOptions {
     pub upstream: SocketAddr,
+    pub build: Build,
     pub plugin_config: String,
     pub concurrency: u32,
     /// Environment of the Envoy process (the bootstrap passes METRICS_* to the VM).
@@ -41,9 +77,18 @@ impl EnvoyOptions {
     pub fn new(upstream: SocketAddr, plugin_config: &str) -> Self {
         EnvoyOptions {
             upstream,
+            build: Build::Wasm,
             plugin_config: plugin_config.to_string(),
             concurrency: 2,
             env: Vec::new(),
+        }
+    }
+
+    /// The same options with the native module in place of the Wasm one.
+    pub fn native(self) -> Self {
+        EnvoyOptions {
+            build: Build::Native,
+            ..self
         }
     }
 
@@ -54,7 +99,10 @@ impl EnvoyOptions {
             listen: listener.to_string().parse().unwrap(),
             upstream: self.upstream.to_string().parse().unwrap(),
             admin: admin.to_string().parse().unwrap(),
-            wasm: wasm_module().display().to_string(),
+            module: match self.build {
+                Build::Wasm => FilterModule::Wasm(wasm_module().display().to_string()),
+                Build::Native => FilterModule::Native(native_module().display().to_string()),
+            },
             plugin_config: self.plugin_config.clone(),
         }
         .render()
@@ -146,7 +194,7 @@ impl Envoy {
                 "--log-level",
                 "info",
                 "--component-log-level",
-                "wasm:debug",
+                "wasm:debug,dynamic_modules:debug",
             ])
             .args(args)
             .stdin(Stdio::null())
@@ -154,6 +202,10 @@ impl Envoy {
             .stderr(log)
             .env_remove("METRICS_SERVICE")
             .env_remove("METRICS_ENV");
+        if options.build == Build::Native {
+            let dir = native_module().parent().unwrap().to_path_buf();
+            command.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir);
+        }
         for (k, v) in &options.env {
             command.env(k, v);
         }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::envoy::{Envoy, EnvoyOptions, Launch};
+use crate::envoy::{Build, Envoy, EnvoyOptions, Launch};
 use crate::{client, free_port};
 
 const LISTENERS: &str = "static_resources:\n  listeners:\n";
@@ -19,6 +19,7 @@ pub struct LdsEnvoy {
     pub envoy: Envoy,
     lds: PathBuf,
     upstream: SocketAddr,
+    build: Build,
     updates: u64,
 }
 
@@ -36,7 +37,7 @@ impl LdsEnvoy {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let lds = dir.join("lds.yaml");
-        write_atomically(&lds, &resource(&listener_block, VM_ID));
+        write_atomically(&lds, &resource(&listener_block, options.build, VM_ID));
         let bootstrap = format!(
             "{static_part}node: {{ id: prompter-e2e, cluster: prompter-e2e }}\ndynamic_resources:\n  lds_config:\n    resource_api_version: V3\n    path_config_source:\n      path: {}\n",
             lds.display()
@@ -54,20 +55,23 @@ impl LdsEnvoy {
             envoy,
             lds,
             upstream: options.upstream,
+            build: options.build,
             updates: 0,
         }
     }
 
-    /// Replaces the listener by one with `plugin_config` in a VM named `vm_id`, and waits
-    /// until Envoy has taken it (modified, warmed).
+    /// Replaces the listener by one with `plugin_config` in a VM named `vm_id` (the native
+    /// module has no VM: `vm_id` is not used), and waits until Envoy has taken it (modified,
+    /// warmed).
     pub fn replace_listener(&mut self, plugin_config: &str, vm_id: &str) {
         let mut options = EnvoyOptions::new(self.upstream, plugin_config);
         options.concurrency = 1;
+        options.build = self.build;
         let rendered = options.bootstrap(self.envoy.listener, self.envoy.admin);
         let (_, listener_block) = split(&rendered);
         write_atomically(
             &self.lds,
-            &resource(&listener_block, &format!("vm_id: {vm_id}")),
+            &resource(&listener_block, self.build, &format!("vm_id: {vm_id}")),
         );
         self.updates += 1;
         let start = Instant::now();
@@ -105,11 +109,18 @@ fn split(rendered: &str) -> (String, String) {
     (static_part, rendered[start..end].to_string())
 }
 
-/// The LDS file for one listener block (a list item indented by two), with `vm_id`.
-fn resource(listener_block: &str, vm_id: &str) -> String {
-    assert_eq!(listener_block.matches(VM_ID).count(), 1, "{listener_block}");
+/// The LDS file for one listener block (a list item indented by two), with `vm_id` for the
+/// Wasm module.
+fn resource(listener_block: &str, build: Build, vm_id: &str) -> String {
+    let listener_block = match build {
+        Build::Wasm => {
+            assert_eq!(listener_block.matches(VM_ID).count(), 1, "{listener_block}");
+            listener_block.replace(VM_ID, vm_id)
+        }
+        Build::Native => listener_block.to_string(),
+    };
     let mut out = String::from("resources:\n");
-    for (i, line) in listener_block.replace(VM_ID, vm_id).lines().enumerate() {
+    for (i, line) in listener_block.lines().enumerate() {
         let line = line.strip_prefix("  ").unwrap_or(line);
         if i == 0 {
             out.push_str(&format!("- \"@type\": {LISTENER_TYPE}\n "));

@@ -1,5 +1,5 @@
-//! Envoy with the filter or the host proxy behind one face, so that a fault test runs the
-//! same traffic through both and asserts the same outcome: where to send requests, how to
+//! Envoy with the filter (Wasm or native) or the host proxy behind one face, so that a fault
+//! test runs the same traffic through each and asserts the same outcome: where to send requests, how to
 //! scrape our series, and an upstream timeout short enough to test in seconds.
 
 use std::net::SocketAddr;
@@ -16,14 +16,17 @@ const BOOTSTRAP_ROUTE_TIMEOUT: &str = "timeout: 120s";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Envoy with the Wasm module.
     Envoy,
+    /// Envoy with the native module.
+    NativeEnvoy,
     Host,
 }
 
-pub const BOTH: [Kind; 2] = [Kind::Envoy, Kind::Host];
+pub const ALL: [Kind; 3] = [Kind::Envoy, Kind::NativeEnvoy, Kind::Host];
 
 pub enum Proxy {
-    Envoy(Envoy),
+    Envoy(Envoy, Kind),
     Host(BackgroundProxy),
 }
 
@@ -37,11 +40,14 @@ impl Proxy {
         upstream_timeout: Duration,
     ) -> Proxy {
         match kind {
-            Kind::Envoy => {
+            Kind::Envoy | Kind::NativeEnvoy => {
                 let mut options = EnvoyOptions::new(upstream, plugin_config);
                 // One worker (one VM to compile) is enough for a fault.
                 options.concurrency = 1;
-                Proxy::Envoy(envoy_with_route_timeout(options, upstream_timeout))
+                if kind == Kind::NativeEnvoy {
+                    options = options.native();
+                }
+                Proxy::Envoy(envoy_with_route_timeout(options, upstream_timeout), kind)
             }
             Kind::Host => {
                 let mut options = host::options(upstream, plugin_config);
@@ -53,7 +59,7 @@ impl Proxy {
 
     pub fn kind(&self) -> Kind {
         match self {
-            Proxy::Envoy(_) => Kind::Envoy,
+            Proxy::Envoy(_, kind) => *kind,
             Proxy::Host(_) => Kind::Host,
         }
     }
@@ -61,7 +67,7 @@ impl Proxy {
     /// Where clients send requests.
     pub fn listener(&self) -> SocketAddr {
         match self {
-            Proxy::Envoy(envoy) => envoy.listener,
+            Proxy::Envoy(envoy, _) => envoy.listener,
             Proxy::Host(proxy) => proxy.listen,
         }
     }
@@ -70,7 +76,7 @@ impl Proxy {
     /// Envoy's scrape has none of, so that both compare.
     pub fn scrape(&self) -> Series {
         match self {
-            Proxy::Envoy(envoy) => scrape::envoy(envoy.admin),
+            Proxy::Envoy(envoy, _) => scrape::envoy(envoy.admin),
             Proxy::Host(proxy) => scrape::without_sums(&scrape::host(proxy.metrics)),
         }
     }
@@ -79,7 +85,7 @@ impl Proxy {
     /// the scrape asynchronously); panics with the difference after 10 s.
     pub fn until_equal(&self, expected: &Series) -> Series {
         match self {
-            Proxy::Envoy(envoy) => scrape::envoy_until_equal(envoy.admin, expected),
+            Proxy::Envoy(envoy, _) => scrape::envoy_until_equal(envoy.admin, expected),
             Proxy::Host(proxy) => scrape::host_until_equal(proxy.metrics, expected),
         }
     }

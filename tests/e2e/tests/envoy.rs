@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use prompter_e2e::client::{post, Framing};
-use prompter_e2e::envoy::{Envoy, EnvoyOptions};
+use prompter_e2e::envoy::{Build, Envoy, EnvoyOptions};
 use prompter_e2e::scenario::{
     self, assert_histograms_consistent, call, Expected, CREATE, ENSURE, HEALTH,
 };
@@ -69,10 +69,20 @@ fn envoys_own_503_for_a_dead_upstream_is_counted() {
 
 #[test]
 fn redis_gauge_follows_the_health_poll_once_per_interval_per_proxy() {
+    health_poll_once_per_interval_per_proxy(Build::Wasm);
+}
+
+#[test]
+fn the_native_module_polls_once_per_interval_per_proxy_too() {
+    health_poll_once_per_interval_per_proxy(Build::Native);
+}
+
+fn health_poll_once_per_interval_per_proxy(build: Build) {
     let api = std::sync::Arc::new(prompter_sample_api::SampleApi::with_redis(false));
     let sample = prompter_sample_api::spawn_with("127.0.0.1:0".parse().unwrap(), api).unwrap();
     let mut options = EnvoyOptions::new(sample.addr, r#"{"health": {"interval_seconds": 1}}"#);
     options.concurrency = 4;
+    options.build = build;
     let envoy = Envoy::start(options);
     let gauge = |s: &Series| {
         s.get(
@@ -89,7 +99,8 @@ fn redis_gauge_follows_the_health_poll_once_per_interval_per_proxy() {
         gauge(s) == Some(1.0)
     });
 
-    // Four workers tick every second; the shared-data lease lets one of them poll.
+    // Wasm: four workers tick every second, and the shared-data lease lets one of them poll.
+    // Native: the main thread polls.
     let before = sample.api().request_count();
     std::thread::sleep(Duration::from_secs(5));
     let polls = sample.api().request_count() - before;

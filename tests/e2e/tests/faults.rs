@@ -8,10 +8,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use prompter_e2e::envoy::EnvoyOptions;
+use prompter_e2e::envoy::{Build, EnvoyOptions};
 use prompter_e2e::faulty_upstream::{Fault, FaultyUpstream};
 use prompter_e2e::lds::LdsEnvoy;
-use prompter_e2e::proxies::{Kind, Proxy, BOTH};
+use prompter_e2e::proxies::{Kind, Proxy, ALL};
 use prompter_e2e::scenario::{assert_histograms_consistent, Expected, CREATE, ENSURE, ONE};
 use prompter_e2e::scrape::Series;
 use prompter_e2e::{counting_trap, host, scrape};
@@ -96,12 +96,12 @@ fn wait_for(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-/// Runs `test` against Envoy and against the host proxy at the same time (each in front of
-/// its own upstream), returning what each scraped at the end, so that a test can also
-/// assert that both agree.
-fn through_both(test: impl Fn(Kind) -> Series + Sync) -> Vec<(Kind, Series)> {
+/// Runs `test` against Envoy with the Wasm module, Envoy with the native module and the host
+/// proxy at the same time (each in front of its own upstream), returning what each scraped at
+/// the end, so that a test can also assert that all agree.
+fn through_all(test: impl Fn(Kind) -> Series + Sync) -> Vec<(Kind, Series)> {
     std::thread::scope(|scope| {
-        let runs: Vec<_> = BOTH
+        let runs: Vec<_> = ALL
             .iter()
             .map(|kind| {
                 let test = &test;
@@ -160,7 +160,7 @@ fn healthy() -> Fault {
 /// all: the host compiles the module at start (seconds in a debug build, tens under load).
 #[test]
 fn every_fault_is_answered_and_counted_as_envoy_does() {
-    let runs = through_both(|kind| {
+    let runs = through_all(|kind| {
         let addr: SocketAddr = ([127, 0, 0, 1], prompter_e2e::free_port()).into();
         let proxy = Proxy::start(kind, addr, POLLING, UPSTREAM_TIMEOUT);
         let mut want = expected();
@@ -409,10 +409,11 @@ fn host_counters_never_go_back_when_a_trapping_instance_is_replaced() {
 /// `vm_id` (as a control plane's update does; the old listener drains for 1 s and is
 /// destroyed), waits past the drain, serves three more and scrapes until the requests
 /// counter reads `last`: every value the scrapes saw on the way, each change once.
-fn counter_across_a_listener_update(vm_id: &str, last: f64) -> Vec<f64> {
+fn counter_across_a_listener_update(build: Build, vm_id: &str, last: f64) -> Vec<f64> {
     let upstream = FaultyUpstream::start();
     let mut options = EnvoyOptions::new(upstream.addr, QUIET);
     options.concurrency = 1;
+    options.build = build;
     let mut envoy = LdsEnvoy::start(options);
     let (listener, admin) = (envoy.envoy.listener, envoy.envoy.admin);
     let mut scraped: Vec<f64> = Vec::new();
@@ -463,7 +464,7 @@ fn requests_labels() -> [(&'static str, &'static str); 5] {
 /// keeps the VM and gives the filter a new root context): the counter carries on.
 #[test]
 fn envoy_counters_never_go_back_when_a_new_plugin_configuration_reuses_the_vm() {
-    let scraped = counter_across_a_listener_update("prompter_metrics", 6.0);
+    let scraped = counter_across_a_listener_update(Build::Wasm, "prompter_metrics", 6.0);
     assert!(
         scraped.windows(2).all(|w| w[0] < w[1]) && scraped.last() == Some(&6.0),
         "the counter went back or stopped short: {scraped:?}"
@@ -476,7 +477,8 @@ fn envoy_counters_never_go_back_when_a_new_plugin_configuration_reuses_the_vm() 
 /// as one), not a counter carrying on. This test pins that down.
 #[test]
 fn envoy_counters_restart_from_zero_when_a_new_vm_replaces_the_old_one() {
-    let scraped = counter_across_a_listener_update("prompter_metrics_reconfigured", 3.0);
+    let scraped =
+        counter_across_a_listener_update(Build::Wasm, "prompter_metrics_reconfigured", 3.0);
     let reset = scraped
         .windows(2)
         .position(|w| w[1] < w[0])
@@ -485,5 +487,24 @@ fn envoy_counters_restart_from_zero_when_a_new_vm_replaces_the_old_one() {
     assert!(
         scraped[reset + 1..].windows(2).all(|w| w[0] < w[1]) && scraped.last() == Some(&3.0),
         "after the reset the new VM counts from 0 to 3: {scraped:?}"
+    );
+}
+
+/// The native module has no VM: its counters live in the stats scope of the filter
+/// configuration that defined them, and Envoy deletes them with that configuration. A new
+/// listener configuration (a new plugin configuration, or the same one pushed again) starts
+/// them from 0 once the old listener is drained: a counter reset, as for the Wasm build's new
+/// VM (`rate()` and `increase()` read it as one). This test pins that down.
+#[test]
+fn native_counters_restart_from_zero_when_a_new_configuration_replaces_the_old_one() {
+    let scraped = counter_across_a_listener_update(Build::Native, "unused", 3.0);
+    let reset = scraped
+        .windows(2)
+        .position(|w| w[1] < w[0])
+        .unwrap_or_else(|| panic!("no reset: {scraped:?}"));
+    assert_eq!(scraped[reset], 3.0, "{scraped:?}");
+    assert!(
+        scraped[reset + 1..].windows(2).all(|w| w[0] < w[1]) && scraped.last() == Some(&3.0),
+        "after the reset the new configuration counts from 0 to 3: {scraped:?}"
     );
 }

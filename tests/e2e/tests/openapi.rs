@@ -1,5 +1,5 @@
-//! Routes learned from the API's OpenAPI document, through real Envoy and through the host
-//! proxy: a route only the document has gets its template as the `route` label; a broken or
+//! Routes learned from the API's OpenAPI document, through real Envoy (with the Wasm module
+//! and with the native one) and through the host proxy: a route only the document has gets its template as the `route` label; a broken or
 //! huge document is refused with a log line and the table stays; a new document replaces it;
 //! the document is fetched once per interval per proxy, whatever the number of workers.
 
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use prompter_e2e::client::{post, Framing};
-use prompter_e2e::envoy::{Envoy, EnvoyOptions};
+use prompter_e2e::envoy::{Build, Envoy, EnvoyOptions};
 use prompter_e2e::scenario::{call, Expected};
 use prompter_e2e::{host, scrape};
 use prompter_sample_api::BackgroundServer;
@@ -100,9 +100,19 @@ fn learn_keep_and_replace(
 
 #[test]
 fn envoy_labels_routes_learned_from_the_openapi_document() {
+    envoy_learns_routes(Build::Wasm);
+}
+
+#[test]
+fn envoy_with_the_native_module_labels_routes_learned_from_the_openapi_document() {
+    envoy_learns_routes(Build::Native);
+}
+
+fn envoy_learns_routes(build: Build) {
     let sample = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut options = EnvoyOptions::new(sample.addr, CONFIG);
     options.concurrency = 3;
+    options.build = build;
     let envoy = Envoy::start(options);
     let log = || envoy.log();
     let until_equal = |expected: &scrape::Series| {

@@ -18,7 +18,7 @@ use prompter_e2e::load::{self, LoadReport};
 use prompter_e2e::process_memory::{pid_with_arg, Sampler};
 use prompter_e2e::{client, free_port, scrape};
 use prompter_filter::catalog::{label, Metric};
-use prompter_host::envoy_config::Bootstrap;
+use prompter_host::envoy_config::{Bootstrap, FilterModule};
 
 const CONNECTIONS: usize = 500;
 const NO_POLLING: &str = r#"{"health": {"interval_seconds": 0}}"#;
@@ -137,7 +137,7 @@ fn bare_envoy(upstream: SocketAddr) -> Envoy {
         listen: listener.to_string().parse().unwrap(),
         upstream: upstream.to_string().parse().unwrap(),
         admin: admin.to_string().parse().unwrap(),
-        wasm: envoy::wasm_module().display().to_string(),
+        module: FilterModule::Wasm(envoy::wasm_module().display().to_string()),
         plugin_config: NO_POLLING.into(),
     }
     .render()
