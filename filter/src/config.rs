@@ -50,11 +50,29 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The error for `field`. Both texts may quote what the configuration said, so control
+/// characters in them are written as escapes (`\0`, `\r`, `\u{1b}`): the message goes to a log
+/// line, where a raw NUL or newline would cut or forge it.
 pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError {
-        field: field.into(),
-        reason: reason.into(),
+        field: printable(field.into()),
+        reason: printable(reason.into()),
     }
+}
+
+fn printable(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 // ---- the VM configuration: what the host can do ----------------------------------------
@@ -395,6 +413,13 @@ impl Config {
                     format!("`{p}` is not a usable label value (letters, digits, `_-.:`; not `other`/`unknown`)"),
                 ));
             }
+            // Traffic matches providers case-insensitively: a second spelling could never match.
+            if let Some(first) = providers[..i].iter().find(|q| q.eq_ignore_ascii_case(p)) {
+                return Err(invalid(
+                    format!("providers[{i}]"),
+                    format!("`{p}` repeats `{first}` (providers match case-insensitively)"),
+                ));
+            }
         }
         let fingerprint_provider = doc
             .string("fingerprint_provider")?
@@ -576,6 +601,22 @@ fn cluster(fields: &mut Fields, default: &str) -> Result<String, ConfigError> {
     Ok(cluster)
 }
 
+/// The `:authority` of the filter's own requests: a `host[:port]`. A space, a control
+/// character (CR, LF) or a URI delimiter would make every request invalid to Envoy.
+fn authority(fields: &mut Fields, default: &str) -> Result<String, ConfigError> {
+    let authority = fields
+        .string("authority")?
+        .unwrap_or_else(|| default.into());
+    let usable = |b: u8| b.is_ascii_graphic() && !matches!(b, b'/' | b'?' | b'#');
+    if authority.is_empty() || !authority.bytes().all(usable) {
+        return Err(invalid(
+            fields.path_of("authority"),
+            format!("`{authority}` is not a host[:port] (no spaces, control characters or `/?#`)"),
+        ));
+    }
+    Ok(authority)
+}
+
 /// How often the filter sends a request (0 has a meaning of its own: `zero_means`).
 fn interval(
     fields: &mut Fields,
@@ -602,9 +643,7 @@ fn health_check(mut fields: Fields) -> Result<HealthCheck, ConfigError> {
     Ok(HealthCheck {
         path: request_path(&mut fields, "/healthz")?,
         cluster: cluster(&mut fields, DEFAULT_HEALTH_CLUSTER)?,
-        authority: fields
-            .string("authority")?
-            .unwrap_or_else(|| DEFAULT_SERVICE.into()),
+        authority: authority(&mut fields, DEFAULT_SERVICE)?,
         interval: interval(&mut fields, 15, "turns polling off")?,
         timeout: timeout(&mut fields, 2_000)?,
     })
@@ -618,9 +657,7 @@ fn openapi_fetch(
     let fetch = OpenApiFetch {
         path: request_path(&mut fields, "/openapi.json")?,
         cluster: cluster(&mut fields, &health.cluster)?,
-        authority: fields
-            .string("authority")?
-            .unwrap_or_else(|| health.authority.clone()),
+        authority: authority(&mut fields, &health.authority)?,
         interval: interval(&mut fields, 60, "fetches until one document is learned")?,
         timeout: timeout(&mut fields, 5_000)?,
         limits: Limits {
@@ -825,6 +862,65 @@ mod tests {
             assert_eq!(&err.field, field, "{json}: {err}");
             assert!(err.reason.contains(reason), "{json}: {err}");
             assert!(err.to_string().contains(field));
+        }
+    }
+
+    /// Values that parse but would break at run time, or in the log line that refuses them:
+    /// every case is checked and all failures shown at once.
+    #[test]
+    fn values_that_would_fail_later_are_refused_and_quoted_printably() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"{"health":{"authority":"api\r\nx-evil: 1"}}"#,
+                "health.authority",
+                r"`api\r\nx-evil: 1` is not a host[:port]",
+            ),
+            (
+                r#"{"health":{"authority":""}}"#,
+                "health.authority",
+                "not a host",
+            ),
+            (
+                r#"{"openapi":{"authority":"api/openapi"}}"#,
+                "openapi.authority",
+                "not a host",
+            ),
+            (
+                r#"{"providers":["openai","OpenAI"]}"#,
+                "providers[1]",
+                "`OpenAI` repeats `openai` (providers match case-insensitively)",
+            ),
+            (r#"{"providers":["x","x"]}"#, "providers[1]", "repeats `x`"),
+            // A refused value is quoted with its control characters escaped.
+            (
+                r#"{"service":"a\u0000b"}"#,
+                "service",
+                r"`a\0b` is not a usable",
+            ),
+            (r#"{"a\u0000\u001b":1}"#, r"a\0\u{1b}", "unknown field"),
+        ];
+        let failures: Vec<String> = cases
+            .iter()
+            .filter_map(
+                |(json, field, reason)| match Config::parse(json.as_bytes(), no_env) {
+                    Err(e)
+                        if e.field == *field
+                            && e.reason.contains(reason)
+                            && !e.to_string().contains(char::is_control) =>
+                    {
+                        None
+                    }
+                    other => Some(format!("{json}: {other:?}")),
+                },
+            )
+            .collect();
+        assert!(failures.is_empty(), "{failures:#?}");
+        let health = |authority: &str| {
+            let json = format!(r#"{{"health":{{"authority":"{authority}"}}}}"#);
+            Config::parse(json.as_bytes(), no_env).map(|c| c.health.authority)
+        };
+        for good in ["prompter-api", "api.svc.cluster.local:8000", "[::1]:8000"] {
+            assert_eq!(health(good).as_deref(), Ok(good));
         }
     }
 

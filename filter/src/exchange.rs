@@ -184,7 +184,7 @@ impl Exchange {
     /// Status from another source (e.g. Envoy's `response.code` when no headers were seen).
     pub fn status_if_unknown(&mut self, status: Option<u16>) {
         if self.status.is_none() {
-            self.status = status.filter(|s| (100..=599).contains(s));
+            self.status = status.filter(|s| labels::STATUS_CODES.contains(s));
         }
     }
 

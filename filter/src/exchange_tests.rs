@@ -186,6 +186,22 @@ fn probes_count_attempts_failures_and_their_duration() {
     // A 4xx never reached the provider.
     assert_eq!(probe(Some("404")).domain_events(), vec![]);
     assert_eq!(probe(Some("422")).domain_events(), vec![]);
+    // Nor does a status past 599 say what the provider did: labelled with its number, no
+    // probe counted.
+    assert_eq!(probe(Some("600")).domain_events(), vec![]);
+    assert_eq!(
+        probe(Some("999")).events()[0],
+        count(
+            Metric::RequestsTotal,
+            &[
+                "prompter-api",
+                "dev",
+                "POST",
+                "/api/prompt-templates/{template_id}/ensure-version",
+                "999"
+            ]
+        )
+    );
     // Another method on the same route is not a probe.
     assert_eq!(
         Run {

@@ -9,8 +9,14 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 pub const OTHER: &str = "other";
 /// Value when neither the request nor the response said which provider or model.
 pub const UNKNOWN: &str = "unknown";
-/// `status` of an exchange that never got a response status (reset, timeout before headers).
+/// `status` of an exchange that never got a response status (reset, timeout before headers),
+/// or got one that is not three digits (`2000`, which Envoy passes through, or `abc`).
 pub const NO_STATUS: &str = "0";
+/// The statuses that are their own `status` label: every three-digit code a response can
+/// carry. Envoy passes 600–999 from the upstream to the client as it passes 404, so they are
+/// responses like any other (a probe answered one counts nothing, as a 4xx: only 2xx and 5xx
+/// say what the provider did); a client or dashboard reads them by their number.
+pub const STATUS_CODES: std::ops::RangeInclusive<u16> = 100..=999;
 
 /// True for the bytes a label value may keep as they are. `=` and `;` are never among them,
 /// so a value cannot close its tag or open another one.
@@ -46,13 +52,14 @@ pub fn method(raw: &str) -> &'static str {
         .unwrap_or(OTHER)
 }
 
-/// A response status as a label: a three-digit code from 100 to 599, else `0`.
+/// A response status as a label: a three-digit code in [`STATUS_CODES`], else `None` (the
+/// label [`NO_STATUS`]).
 pub fn status(raw: Option<&str>) -> Option<u16> {
     let raw = raw?.trim();
-    if raw.len() != 3 {
+    if raw.len() != 3 || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    raw.parse::<u16>().ok().filter(|s| (100..=599).contains(s))
+    raw.parse::<u16>().ok().filter(|s| STATUS_CODES.contains(s))
 }
 
 /// The label text of a status from [`status`] (three digits), without the formatting
@@ -131,12 +138,17 @@ mod tests {
         assert_eq!(method("post"), "POST");
         assert_eq!(method("BREW"), OTHER);
         assert_eq!(status(Some("201")), Some(201));
+        // A response that arrived with a status past 599 is labelled with it, not as none.
+        assert_eq!(status(Some("600")), Some(600));
+        assert_eq!(status(Some("999")), Some(999));
+        assert_eq!(status_digits(999), *b"999");
         for odd in [
             Some("2000"),
             Some("abc"),
             Some(""),
             Some("099"),
-            Some("600"),
+            Some("+99"),
+            Some("1000"),
             None,
         ] {
             assert_eq!(status(odd), None, "{odd:?}");

@@ -11,6 +11,7 @@ pub mod config;
 mod config_json;
 pub mod events;
 pub mod exchange;
+pub mod flush;
 pub mod json;
 pub mod labels;
 pub mod openapi;

@@ -15,9 +15,10 @@ pub const MAX_FIELDS: usize = 4;
 /// Longest string value kept, in bytes (UTF-8). Longer strings are reported as `FieldValue::TooLong`.
 pub const MAX_VALUE_LEN: usize = 128;
 
-/// Deepest nesting inside a top-level value; deeper documents are rejected so the bracket stack
-/// can stay a fixed array instead of growing on the heap.
-const MAX_DEPTH: usize = 256;
+/// Deepest nesting inside a top-level value: the bracket stack stays a fixed array instead of
+/// growing on the heap. A document nesting deeper is read no further: the fields before the
+/// deep value are kept (as when a body is cut short), the ones after it are not read.
+pub const MAX_DEPTH: usize = 256;
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 static ABSENT: FieldValue = FieldValue::Absent;
 
@@ -178,6 +179,8 @@ enum State {
     /// Inside an object/array that is the value of a top-level key.
     Nested,
     Done,
+    /// Nested deeper than [`MAX_DEPTH`]: nothing more is read, what was read stays.
+    TooDeep,
     Invalid,
 }
 
@@ -240,7 +243,7 @@ impl JsonFieldScanner {
         let mut i = 0;
         while let Some(&b) = chunk.get(i) {
             i = match self.state {
-                State::Invalid => return,
+                State::Invalid | State::TooDeep => return,
                 State::Str(kind) => self.scan_string(fields, kind, chunk, i),
                 State::Nested => self.scan_nested(chunk, i),
                 _ => {
@@ -516,7 +519,7 @@ impl JsonFieldScanner {
                     return i;
                 }
                 b'{' | b'[' if !self.push_container(b == b'{') => {
-                    self.state = State::Invalid;
+                    self.state = State::TooDeep;
                     return i;
                 }
                 b'}' | b']' => match self.pop_container(b == b'}') {
@@ -773,7 +776,37 @@ mod tests {
             )
         };
         assert_eq!(whole(&doc(MAX_DEPTH)), ok([st("p"), Absent, Absent, Other]));
-        assert!(whole(&doc(MAX_DEPTH + 1)).invalid);
+        let deeper = whole(&doc(MAX_DEPTH + 1));
+        assert!(
+            !deeper.complete && deeper.values == vec![Absent; 4],
+            "{deeper:?}"
+        );
+    }
+
+    #[test]
+    fn fields_before_a_value_nested_too_deep_are_kept() {
+        let doc = |n: usize| {
+            format!(
+                r#"{{"provider":"google","model_id":"m1","v":{}{},"redis":true}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let read = assert_split_invariant(doc(MAX_DEPTH).as_bytes());
+        assert_eq!(read, ok([st("google"), st("m1"), Absent, Bool(true)]));
+        // One level deeper: read no further, neither broken nor complete, the fields before
+        // the deep value kept and the one after it not read.
+        let deep = assert_split_invariant(doc(MAX_DEPTH + 1).as_bytes());
+        assert_eq!(
+            deep,
+            Outcome {
+                invalid: false,
+                complete: false,
+                values: vec![st("google"), st("m1"), Absent, Absent],
+            }
+        );
+        let deepest = whole(&doc(100_000));
+        assert_eq!(deepest.values, deep.values);
     }
 
     /// Whole, every single split point and byte-at-a-time all agree.

@@ -1,7 +1,8 @@
 //! The plugin and VM configuration parsers on arbitrary bytes: never panic; an error names
 //! the field at fault (`(document)` when the bytes are not JSON or not an object, the key
-//! itself when it is unknown); an accepted configuration only holds label values a stat name
-//! can carry.
+//! itself when it is unknown) and quotes nothing unprintable; an accepted configuration only
+//! holds label values a stat name can carry, providers distinct as traffic matches them, and
+//! authorities Envoy can send.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,6 +22,7 @@ fn assert_names_a_field(e: &ConfigError, document_field: &str, fields: &[&str]) 
     );
     assert!(!e.reason.is_empty(), "{e:?}");
     assert!(e.to_string().contains(&e.field));
+    assert!(!e.to_string().contains(char::is_control), "{e:?}");
 }
 
 fn assert_usable(config: &Config) {
@@ -29,8 +31,25 @@ fn assert_usable(config: &Config) {
     for template in config.routes.templates() {
         assert!(is_clean(template), "{template:?}");
     }
-    for p in &config.providers {
+    for (i, p) in config.providers.iter().enumerate() {
         assert!(is_clean(p), "{p:?}");
+        assert!(
+            !config.providers[..i]
+                .iter()
+                .any(|q| q.eq_ignore_ascii_case(p)),
+            "{:?}",
+            config.providers
+        );
+    }
+    let authorities = [
+        Some(&config.health.authority),
+        config.openapi.as_ref().map(|o| &o.authority),
+    ];
+    for authority in authorities.into_iter().flatten() {
+        assert!(
+            !authority.is_empty() && authority.bytes().all(|b| b.is_ascii_graphic()),
+            "{authority:?}"
+        );
     }
     assert!(config.providers.contains(&config.fingerprint_provider));
     for u in &config.unique_violations {

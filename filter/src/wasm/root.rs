@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
@@ -14,6 +14,7 @@ use super::openapi::RouteLearner;
 use super::stats::EnvoyStats;
 use crate::config::{shared_state_scope, Config, VmOptions};
 use crate::events::{Event, Recorder};
+use crate::flush::FlushSchedule;
 use crate::labels::ModelLabels;
 use crate::routes::RouteTable;
 
@@ -40,7 +41,7 @@ impl Shared {
 #[derive(Default)]
 pub struct PluginRoot {
     vm: VmOptions,
-    last_flush: Option<SystemTime>,
+    flush: Option<FlushSchedule>,
     shared: Option<Rc<Shared>>,
     health: Option<HealthPoller>,
     openapi: Option<RouteLearner>,
@@ -48,8 +49,9 @@ pub struct PluginRoot {
 
 impl Context for PluginRoot {
     fn on_done(&mut self) -> bool {
-        let now = self.get_current_time();
-        self.flush_stats(now, true);
+        if let Some(shared) = &self.shared {
+            shared.stats.borrow_mut().flush();
+        }
         true
     }
 
@@ -81,16 +83,13 @@ impl Context for PluginRoot {
 }
 
 impl PluginRoot {
-    /// Sends the batched counter increments when the flush interval has passed (or always,
-    /// when the VM stops).
-    fn flush_stats(&mut self, now: SystemTime, always: bool) {
-        let Some(shared) = &self.shared else { return };
-        let due = self
-            .last_flush
-            .is_none_or(|last| now.duration_since(last).unwrap_or_default() >= self.vm.stats_flush);
-        if always || due {
+    /// Sends the batched counter increments on the ticks their schedule says.
+    fn flush_stats(&mut self, now: SystemTime) {
+        let (Some(shared), Some(schedule)) = (&self.shared, &mut self.flush) else {
+            return;
+        };
+        if schedule.tick(now) {
             shared.stats.borrow_mut().flush();
-            self.last_flush = Some(now);
         }
     }
 }
@@ -150,22 +149,18 @@ impl RootContext for PluginRoot {
         }
         // One tick drives the health poll, the route refresh and the stats flush; each keeps
         // its own schedule. Ticks are cheap (a shared-data read at most).
-        let flush = self.vm.stats_flush;
-        if self.health.is_some() || self.openapi.is_some() || !flush.is_zero() {
-            let second = Duration::from_secs(1);
-            self.set_tick_period(if flush.is_zero() {
-                second
-            } else {
-                flush.min(second)
-            });
+        let flush = FlushSchedule::new(self.vm.stats_flush);
+        if self.health.is_some() || self.openapi.is_some() || flush.batches() {
+            self.set_tick_period(flush.tick_period());
         }
+        self.flush = flush.batches().then_some(flush);
         self.shared = Some(shared);
         true
     }
 
     fn on_tick(&mut self) {
         let now = self.get_current_time();
-        self.flush_stats(now, false);
+        self.flush_stats(now);
         if let (Some(health), Some(shared)) = (&mut self.health, &self.shared) {
             health.on_tick(shared, now);
         }

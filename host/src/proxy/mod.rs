@@ -3,10 +3,13 @@
 //! sample Prompter API, so that one command shows the whole thing working.
 
 mod forward;
+mod hop_by_hop;
+mod refusals;
+mod request_heads;
 mod stream;
+mod upstream_io;
 mod workers;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use crate::shared_data::SharedData;
 use crate::state::{HttpCallRequest, HttpCallResponse, PluginSetup, Shared};
 use crate::vm::FilterModule;
 use forward::Forwarder;
+use request_heads::{HeadReader, Heads, Inspected};
 use workers::{CallPerformer, Pool};
 
 #[derive(Debug, Clone)]
@@ -151,21 +155,32 @@ pub async fn start(options: ProxyOptions) -> Result<RunningProxy, String> {
     })
 }
 
+/// HTTP/1.1 connections with Envoy's limits on a request head. A head hyper's parser
+/// refuses is answered by hyper and counted here, as Envoy's filters count its codec's
+/// refusals.
 async fn accept_loop(listener: TcpListener, forwarder: Arc<Forwarder>) {
+    let mut http = http1::Builder::new();
+    http.max_header_size(refusals::MAX_HEAD_BYTES);
     loop {
         let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
         let _ = socket.set_nodelay(true);
         let forwarder = Arc::clone(&forwarder);
+        let heads = Arc::new(Heads::default());
+        let reader = HeadReader::new(Arc::clone(&heads), refusals::MAX_HEAD_BYTES);
+        let connection = TokioIo::new(Inspected::new(socket, reader));
+        let http = http.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
+            let service = {
                 let forwarder = Arc::clone(&forwarder);
-                async move { Ok::<_, Infallible>(forwarder.handle(request).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(socket), service)
-                .await;
+                service_fn(move |request| forwarder.handle(request, &heads))
+            };
+            if let Err(error) = http.serve_connection(connection, service).await {
+                if let Some(status) = refusals::refused_by_parser(&error) {
+                    forwarder.count_parser_refusal(status);
+                }
+            }
         });
     }
 }

@@ -2,7 +2,7 @@
 //! traffic: what the cardinality tests hold the host's and Envoy's expositions to.
 //!
 //! `R` = configured routes + `unmatched`; `M` = the standard methods + `other`; `S` =
-//! statuses 100..=599 + `0`; `P` = providers + `other` + `unknown`; `K` =
+//! statuses 100..=999 + `0`; `P` = providers + `other` + `unknown`; `K` =
 //! `models.max_per_provider` + `other` + `unknown` per provider and per VM; `H` = bucket
 //! bounds + `+Inf` + `_count` (+ `_sum` where there is one); `T` = unique-violation
 //! tables. Requests R·M·S, request seconds R·M·H, probe attempts and failures P·K each,
@@ -10,10 +10,10 @@
 
 use prompter_filter::catalog::Metric;
 use prompter_filter::config::Config;
-use prompter_filter::labels::METHODS;
+use prompter_filter::labels::{METHODS, STATUS_CODES};
 
-/// 100..=599, and `0` for no (valid) status.
-const STATUSES: usize = 501;
+/// Every three-digit status, and `0` for none (or one that is not three digits).
+const STATUSES: usize = *STATUS_CODES.end() as usize - *STATUS_CODES.start() as usize + 2;
 
 /// Where the series are counted.
 #[derive(Debug, Clone, Copy)]

@@ -105,3 +105,30 @@ fn bucket_bounds_are_printed_as_the_filter_spells_them() {
         .collect();
     assert_eq!(printed, spelled);
 }
+
+/// A body nested deeper than the scanner follows (`scanner::MAX_DEPTH`) after the fields:
+/// the probe is labelled with the provider and model read before it, not `unknown`.
+#[test]
+fn a_probe_nested_too_deep_after_its_fields_keeps_them() {
+    let filter = Harness::with_config(NO_POLLING);
+    let depth = prompter_filter::scanner::MAX_DEPTH + 1;
+    let body = format!(
+        r#"{{"provider":"google","model_id":"m1","v":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    filter
+        .exchange(
+            &Request::post("/api/prompt-templates/t-1/ensure-version", &body)
+                .status(200)
+                .chunked(7),
+        )
+        .unwrap();
+    let labels = with_se(&[(label::PROVIDER, "google"), (label::MODEL, "m1")]);
+    assert_eq!(
+        filter.series().get(Metric::ProbeAttempts.name(), &labels),
+        Some(1.0),
+        "{}",
+        filter.metrics_text()
+    );
+}

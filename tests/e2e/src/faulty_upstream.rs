@@ -28,6 +28,9 @@ pub enum Fault {
     Hang,
     /// Bytes that are not an HTTP response, then the connection closes.
     Garbage,
+    /// Reads the request, writes these bytes as they are (a response head cut short, a
+    /// status no client expects), then closes.
+    Raw(Vec<u8>),
 }
 
 impl Fault {
@@ -52,6 +55,8 @@ pub const GARBAGE: &[u8] = b"\x16\x03\x01 this is not HTTP at all \x00\xff\r\n\r
 struct State {
     faults: Mutex<HashMap<String, Fault>>,
     hits: Mutex<HashMap<String, usize>>,
+    /// The last request head seen per path, as it came.
+    heads: Mutex<HashMap<String, String>>,
     /// Connections kept open by `Hang` and `StallMidBody`.
     held: Mutex<Vec<TcpStream>>,
     stopped: AtomicBool,
@@ -109,6 +114,12 @@ impl FaultyUpstream {
             .unwrap_or(0)
     }
 
+    /// The head (request line and headers) of the last request for `path`, as the upstream
+    /// read it.
+    pub fn last_head(&self, path: &str) -> Option<String> {
+        self.state.heads.lock().unwrap().get(path).cloned()
+    }
+
     /// Closes the connections held open by `Hang` and `StallMidBody`.
     pub fn release_held(&self) {
         for stream in self.state.held.lock().unwrap().drain(..) {
@@ -141,6 +152,11 @@ fn handle(state: &State, mut stream: TcpStream) -> io::Result<()> {
         .unwrap_or("/")
         .to_string();
     *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    state
+        .heads
+        .lock()
+        .unwrap()
+        .insert(path.clone(), head.clone());
     let fault = state
         .faults
         .lock()
@@ -169,6 +185,12 @@ fn handle(state: &State, mut stream: TcpStream) -> io::Result<()> {
         Fault::Garbage => {
             read_request(&mut stream, &head)?;
             stream.write_all(GARBAGE)?;
+            stream.shutdown(Shutdown::Write)?;
+            drain(&mut stream);
+        }
+        Fault::Raw(bytes) => {
+            read_request(&mut stream, &head)?;
+            stream.write_all(&bytes)?;
             stream.shutdown(Shutdown::Write)?;
             drain(&mut stream);
         }

@@ -180,3 +180,52 @@ fn a_stat_with_table_and_le_keys_keeps_both_labels_apart() {
     );
     assert_histograms_consistent(&scraped);
 }
+
+/// How late a request may reach Envoy's scrape past the flush interval (1 s by default): the
+/// tick timer's own lateness, the scrape's 20 ms polling and a loaded machine. A tick that
+/// arrives a hair early and skips its flush costs a whole further interval, well past it.
+const FLUSH_MARGIN: Duration = Duration::from_millis(500);
+
+/// Counter increments are batched in the VM and sent on the root context's tick: a request
+/// is in Envoy's scrape within one flush interval (and the margin), wherever in the interval
+/// it ends. Twelve requests at phases spread over the interval.
+#[test]
+fn a_request_reaches_envoys_scrape_within_one_flush_interval() {
+    let sample = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut options = EnvoyOptions::new(sample.addr, NO_POLLING);
+    options.concurrency = 1;
+    let envoy = Envoy::start(options);
+    let interval = prompter_filter::config::VmOptions::default().stats_flush;
+    let labels = [
+        (label::SERVICE, "prompter-api"),
+        (label::ENV, "dev"),
+        (label::METHOD, "GET"),
+        (label::ROUTE, CREATE),
+        (label::STATUS, "200"),
+    ];
+    let mut lags = Vec::new();
+    for i in 0..12u32 {
+        std::thread::sleep(interval * (i * 7 % 12) / 12);
+        call(envoy.listener, "GET", CREATE, None, Framing::Whole, 200);
+        let answered = std::time::Instant::now();
+        let want = f64::from(i + 1);
+        loop {
+            let counted = scrape::envoy(envoy.admin).get(Metric::RequestsTotal.name(), &labels);
+            if counted == Some(want) {
+                break;
+            }
+            assert!(
+                answered.elapsed() < Duration::from_secs(30),
+                "request {want} never counted: {counted:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lags.push(answered.elapsed());
+    }
+    eprintln!("lags: {lags:?}");
+    let worst = lags.iter().max().copied().unwrap_or_default();
+    assert!(
+        worst <= interval + FLUSH_MARGIN,
+        "a request took {worst:?} to reach the scrape (flush interval {interval:?}): {lags:?}"
+    );
+}
