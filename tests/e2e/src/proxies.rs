@@ -11,9 +11,6 @@ use crate::envoy::{Envoy, EnvoyOptions, Launch};
 use crate::host;
 use crate::scrape::{self, Series};
 
-/// The route timeout the generated bootstrap sets (what a hung upstream costs by default).
-const BOOTSTRAP_ROUTE_TIMEOUT: &str = "timeout: 120s";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Envoy with the Wasm module.
@@ -113,14 +110,19 @@ impl Proxy {
 /// Envoy from the generated bootstrap, its route timeout replaced by `timeout`.
 pub fn envoy_with_route_timeout(options: EnvoyOptions, timeout: Duration) -> Envoy {
     let mut launch = Launch::generated(&options);
+    // The route timeout the generated bootstrap sets (what a hung upstream costs by default).
+    let bootstrap_timeout = format!(
+        "timeout: {}s",
+        prompter_host::envoy_config::UPSTREAM_TIMEOUT.as_secs()
+    );
     assert_eq!(
-        launch.bootstrap.matches(BOOTSTRAP_ROUTE_TIMEOUT).count(),
+        launch.bootstrap.matches(&bootstrap_timeout).count(),
         1,
         "the bootstrap's one route timeout:\n{}",
         launch.bootstrap
     );
     launch.bootstrap = launch.bootstrap.replace(
-        BOOTSTRAP_ROUTE_TIMEOUT,
+        &bootstrap_timeout,
         &format!("timeout: {}s", timeout.as_secs_f64()),
     );
     Envoy::start_bootstrap(&launch, &options)
