@@ -11,7 +11,7 @@ use core::fmt;
 use memchr::memchr2;
 
 /// Most fields one scanner tracks.
-pub const MAX_FIELDS: usize = 4;
+pub const MAX_FIELDS: usize = 8;
 /// Longest string value kept, in bytes (UTF-8). Longer strings are reported as `FieldValue::TooLong`.
 pub const MAX_VALUE_LEN: usize = 128;
 
@@ -22,22 +22,55 @@ pub const MAX_DEPTH: usize = 256;
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 static ABSENT: FieldValue = FieldValue::Absent;
 
-/// The keys to look for, built once (from configuration) and shared read-only by every request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The fields to look for, built once (from configuration) and shared read-only by every
+/// request: top-level keys, and paths into nested objects (`usage.prompt_tokens`), as a tree
+/// of the objects on the way.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldSet {
-    keys: Vec<String>,
+    top: Level,
+    len: usize,
 }
 
+/// The keys wanted in one object: each a field, the way to deeper fields, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Level {
+    keys: Vec<Key>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    name: String,
+    field: Option<u8>,
+    nested: Option<Box<Level>>,
+}
+
+/// Most segments of a nested path.
+pub const MAX_PATH_SEGMENTS: usize = 8;
+
 impl FieldSet {
-    /// Returns a reason instead of panicking, since keys come from operator configuration.
+    /// Top-level keys, field `i` being `keys[i]`. Returns a reason instead of panicking,
+    /// since keys come from operator configuration.
     pub fn new(keys: &[&str]) -> Result<Self, String> {
-        if keys.len() > MAX_FIELDS {
+        let mut set = Self::default();
+        for key in keys {
+            if set.top.keys.iter().any(|k| k.name == *key) {
+                return Err(format!("field name `{key}` is listed twice"));
+            }
+            set.add_path(&[key])?;
+        }
+        Ok(set)
+    }
+
+    /// The field at `path` (keys from the top-level object down), added unless already
+    /// there: its index.
+    pub fn add_path(&mut self, path: &[&str]) -> Result<usize, String> {
+        if path.is_empty() || path.len() > MAX_PATH_SEGMENTS {
             return Err(format!(
-                "at most {MAX_FIELDS} fields can be extracted, got {}",
-                keys.len()
+                "a field path has 1 to {MAX_PATH_SEGMENTS} keys, got {}",
+                path.len()
             ));
         }
-        for (i, key) in keys.iter().enumerate() {
+        for key in path {
             if key.is_empty() {
                 return Err("field names must not be empty".to_string());
             }
@@ -46,26 +79,67 @@ impl FieldSet {
                     "field name `{key}` is longer than {MAX_VALUE_LEN} bytes"
                 ));
             }
-            if keys.iter().take(i).any(|k| k == key) {
-                return Err(format!("field name `{key}` is listed twice"));
-            }
         }
-        Ok(Self {
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-        })
+        let (Some(last), objects) = (path.last(), path.get(..path.len() - 1).unwrap_or_default())
+        else {
+            return Err("a field path needs a key".to_string());
+        };
+        let mut level = &mut self.top;
+        for segment in objects {
+            level = level.key_mut(segment).nested.get_or_insert_with(Box::default);
+        }
+        let next = self.len;
+        let key = level.key_mut(last);
+        if let Some(existing) = key.field {
+            return Ok(usize::from(existing));
+        }
+        if next >= MAX_FIELDS {
+            return Err(format!(
+                "at most {MAX_FIELDS} fields can be extracted, got {}",
+                next + 1
+            ));
+        }
+        key.field = Some(next as u8);
+        self.len += 1;
+        Ok(next)
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len == 0
+    }
+}
+
+impl Level {
+    fn find(&self, decoded_key: &[u8]) -> Option<u8> {
+        let index = self
+            .keys
+            .iter()
+            .position(|k| k.name.as_bytes() == decoded_key)?;
+        u8::try_from(index).ok()
     }
 
-    fn find(&self, decoded_key: &[u8]) -> Option<u8> {
-        let index = self.keys.iter().position(|k| k.as_bytes() == decoded_key)?;
-        u8::try_from(index).ok()
+    fn key(&self, index: u8) -> Option<&Key> {
+        self.keys.get(usize::from(index))
+    }
+
+    /// The key `name`, added when new.
+    fn key_mut(&mut self, name: &str) -> &mut Key {
+        let position = match self.keys.iter().position(|k| k.name == name) {
+            Some(position) => position,
+            None => {
+                self.keys.push(Key {
+                    name: name.to_string(),
+                    field: None,
+                    nested: None,
+                });
+                self.keys.len() - 1
+            }
+        };
+        &mut self.keys[position]
     }
 }
 
@@ -79,7 +153,9 @@ pub enum FieldValue {
     TooLong,
     Bool(bool),
     Null,
-    /// Number, object or array.
+    /// A number, read only for a wanted field (JSON numbers are read as `f64`).
+    Number(f64),
+    /// Object or array, or a number whose text does not fit.
     Other,
 }
 
@@ -87,6 +163,13 @@ impl FieldValue {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             FieldValue::Str(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            FieldValue::Number(n) => Some(*n),
             _ => None,
         }
     }
@@ -178,6 +261,8 @@ enum State {
     Number,
     /// Inside an object/array that is the value of a top-level key.
     Nested,
+    /// Inside an object whose keys lead to wanted fields: its own scanner reads it.
+    Delegated,
     Done,
     /// Nested deeper than [`MAX_DEPTH`]: nothing more is read, what was read stays.
     TooDeep,
@@ -208,6 +293,12 @@ pub struct JsonFieldScanner {
     string_len: usize,
     /// Field whose value comes next (set by the key just read).
     target: Option<u8>,
+    /// The key just read, when its value may be an object holding wanted fields.
+    target_nested: Option<u8>,
+    /// The scanner of such an object while it is read ([`State::Delegated`]).
+    child: Option<Box<JsonFieldScanner>>,
+    /// This scanner reads a nested object: it stops at its closing brace.
+    is_child: bool,
     depth: u16,
     /// One bit per open container inside a top-level value: 1 = object, 0 = array.
     kinds: [u64; MAX_DEPTH / 64],
@@ -232,6 +323,9 @@ impl JsonFieldScanner {
             overflow: false,
             string_len: 0,
             target: None,
+            target_nested: None,
+            child: None,
+            is_child: false,
             depth: 0,
             kinds: [0; MAX_DEPTH / 64],
             values: [const { FieldValue::Absent }; MAX_FIELDS],
@@ -240,18 +334,53 @@ impl JsonFieldScanner {
 
     /// Feed the next chunk. `fields` must be the same FieldSet for every call on one body.
     pub fn feed(&mut self, fields: &FieldSet, chunk: &[u8]) {
+        self.feed_level(&fields.top, chunk);
+    }
+
+    /// Reads `chunk` for the keys of `level`; returns how much of it was read (all of it,
+    /// but for a nested object's scanner, which stops after its closing brace).
+    fn feed_level(&mut self, level: &Level, chunk: &[u8]) -> usize {
         let mut i = 0;
         while let Some(&b) = chunk.get(i) {
             i = match self.state {
-                State::Invalid | State::TooDeep => return,
-                State::Str(kind) => self.scan_string(fields, kind, chunk, i),
+                State::Invalid | State::TooDeep => return i,
+                State::Done if self.is_child => return i,
+                State::Str(kind) => self.scan_string(level, kind, chunk, i),
                 State::Nested => self.scan_nested(chunk, i),
+                State::Delegated => self.scan_delegated(level, chunk, i),
                 _ => {
                     self.step(b);
                     i + 1
                 }
             };
         }
+        i
+    }
+
+    /// Hands `input[i..]` to the scanner of the nested object being read, and takes its
+    /// fields when the object ends.
+    fn scan_delegated(&mut self, level: &Level, input: &[u8], i: usize) -> usize {
+        let nested = self
+            .target_nested
+            .and_then(|k| level.key(k))
+            .and_then(|k| k.nested.as_deref());
+        let (Some(child), Some(nested)) = (self.child.as_mut(), nested) else {
+            self.state = State::Invalid;
+            return input.len();
+        };
+        let read = child.feed_level(nested, input.get(i..).unwrap_or_default());
+        let ended = child.state;
+        if matches!(ended, State::Done | State::TooDeep) {
+            if let Some(child) = self.child.take() {
+                self.adopt_later_fields(&child);
+            }
+        }
+        self.state = match ended {
+            State::Done => self.finish_value(FieldValue::Other),
+            State::Invalid | State::TooDeep => ended,
+            _ => State::Delegated,
+        };
+        i + read
     }
 
     /// True once the scanner has seen something that is not a JSON object.
@@ -269,7 +398,12 @@ impl JsonFieldScanner {
         if self.is_invalid() {
             return &ABSENT;
         }
-        self.values.get(index).unwrap_or(&ABSENT)
+        // A body cut inside a nested object keeps what was read of it, as at the top level.
+        let open = self.child.as_ref().map(|child| child.field(index));
+        match open {
+            Some(value) if *value != FieldValue::Absent => value,
+            _ => self.values.get(index).unwrap_or(&ABSENT),
+        }
     }
 
     /// True inside a top-level string value that no field wants, after at least `len` of its
@@ -313,6 +447,13 @@ impl JsonFieldScanner {
             (State::Colon, b':') => State::Value,
             (State::CommaOrClose, b',') => State::Key,
             (State::Value, b'"') => self.begin_string(StrKind::Value, self.target.is_some()),
+            (State::Value, b'{') if self.target_nested.is_some() => {
+                let mut child = Box::new(JsonFieldScanner::new());
+                child.state = State::KeyOrClose;
+                child.is_child = true;
+                self.child = Some(child);
+                State::Delegated
+            }
             (State::Value, b'{' | b'[') => {
                 self.depth = 0;
                 self.push_container(b == b'{');
@@ -321,12 +462,21 @@ impl JsonFieldScanner {
             (State::Value, b't') => State::Literal(b"true", 1),
             (State::Value, b'f') => State::Literal(b"false", 1),
             (State::Value, b'n') => State::Literal(b"null", 1),
-            // Numbers are only checked loosely: their value is never reported anyway.
-            (State::Value, b'-' | b'0'..=b'9') => State::Number,
-            (State::Number, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') => State::Number,
+            // Numbers are only checked loosely: a wanted one is read by `f64`'s parser, which
+            // refuses what JSON would.
+            (State::Value, b'-' | b'0'..=b'9') => {
+                self.begin_string(StrKind::Value, self.target.is_some());
+                self.push_number_byte(b);
+                State::Number
+            }
+            (State::Number, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') => {
+                self.push_number_byte(b);
+                State::Number
+            }
             (State::Number, _) => {
                 // The byte ending a number belongs to what follows it.
-                self.state = self.finish_value(FieldValue::Other);
+                let value = self.number_value();
+                self.state = self.finish_value(value);
                 return self.step(b);
             }
             (State::Literal(word, matched), _) if word.get(usize::from(matched)) == Some(&b) => {
@@ -344,6 +494,20 @@ impl JsonFieldScanner {
         };
     }
 
+    fn push_number_byte(&mut self, b: u8) {
+        if self.capture {
+            self.push(&[b]);
+        }
+    }
+
+    fn number_value(&self) -> FieldValue {
+        let text = self.buf.get(..self.buf_len).unwrap_or_default();
+        match core::str::from_utf8(text).ok().map(str::parse::<f64>) {
+            Some(Ok(n)) if self.capture && !self.overflow && n.is_finite() => FieldValue::Number(n),
+            _ => FieldValue::Other,
+        }
+    }
+
     fn begin_string(&mut self, kind: StrKind, capture: bool) -> State {
         self.capture = capture;
         self.buf_len = 0;
@@ -357,7 +521,7 @@ impl JsonFieldScanner {
     /// Consumes string bytes from `input[i..]`, returning where scanning should resume.
     fn scan_string(
         &mut self,
-        fields: &FieldSet,
+        level: &Level,
         kind: StrKind,
         input: &[u8],
         mut i: usize,
@@ -380,7 +544,7 @@ impl JsonFieldScanner {
             self.emit(rest.get(..pos).unwrap_or_default());
             i += pos + 1;
             if rest.get(pos) == Some(&b'"') {
-                self.end_string(fields, kind);
+                self.end_string(level, kind);
                 return i;
             }
             self.esc = Esc::Backslash;
@@ -421,17 +585,20 @@ impl JsonFieldScanner {
         true
     }
 
-    fn end_string(&mut self, fields: &FieldSet, kind: StrKind) {
+    fn end_string(&mut self, level: &Level, kind: StrKind) {
         self.flush_pending();
         let decoded = self.buf.get(..self.buf_len).unwrap_or_default();
         self.state = match kind {
             StrKind::Key => {
                 // Over-long keys cannot match: configured keys are at most MAX_VALUE_LEN bytes.
-                self.target = if self.overflow {
+                let found = if self.overflow {
                     None
                 } else {
-                    fields.find(decoded)
+                    level.find(decoded)
                 };
+                let key = found.and_then(|k| level.key(k));
+                self.target = key.and_then(|k| k.field);
+                self.target_nested = found.filter(|_| key.is_some_and(|k| k.nested.is_some()));
                 State::Colon
             }
             StrKind::Value if !self.capture => self.finish_value(FieldValue::Other),
@@ -499,6 +666,7 @@ impl JsonFieldScanner {
     }
 
     fn finish_value(&mut self, value: FieldValue) -> State {
+        self.target_nested = None;
         if let Some(slot) = self
             .target
             .take()
@@ -621,13 +789,16 @@ mod tests {
         }
     }
 
-    use FieldValue::{Absent, Bool, Null, Other, TooLong};
+    use FieldValue::{Absent, Bool, Null, Number, Other, TooLong};
 
     #[test]
     fn field_set_validation() {
         assert_eq!(fields().len(), 4);
         assert!(FieldSet::new(&[]).unwrap().is_empty());
-        assert!(FieldSet::new(&["a", "b", "c", "d", "e"]).is_err());
+        let too_many: Vec<String> = (0..=MAX_FIELDS).map(|i| format!("k{i}")).collect();
+        let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+        assert!(FieldSet::new(&too_many).is_err());
+        assert!(FieldSet::new(&too_many[..MAX_FIELDS]).is_ok());
         assert!(FieldSet::new(&["a", ""]).is_err());
         assert!(FieldSet::new(&["a", "b", "a"]).is_err());
         assert!(FieldSet::new(&["k".repeat(MAX_VALUE_LEN).as_str()]).is_ok());
@@ -708,11 +879,88 @@ mod tests {
     #[test]
     fn non_string_values() {
         let doc = r#"{"provider":null,"model_id":-1.5e+3,"system_fingerprint":{"a":[1,{}]},"redis":false}"#;
-        assert_eq!(whole(doc), ok([Null, Other, Other, Bool(false)]));
+        assert_eq!(whole(doc), ok([Null, Number(-1500.0), Other, Bool(false)]));
         assert_eq!(
             whole(r#"{"provider":[],"redis":0}"#),
-            ok([Other, Absent, Absent, Other])
+            ok([Other, Absent, Absent, Number(0.0)])
         );
+        // A number too long to be kept is no number (JSON has no bound, the scanner does).
+        let long = format!(r#"{{"redis":{}}}"#, "1".repeat(MAX_VALUE_LEN + 1));
+        assert_eq!(whole(&long), ok([Absent, Absent, Absent, Other]));
+    }
+
+    /// The keys of the built-ins and three nested paths, as declared metrics add them.
+    fn nested_fields() -> FieldSet {
+        let mut set = fields();
+        assert_eq!(set.add_path(&["usage", "prompt_tokens"]), Ok(4));
+        assert_eq!(set.add_path(&["usage", "completion_tokens"]), Ok(5));
+        assert_eq!(set.add_path(&["a", "b", "c"]), Ok(6));
+        assert_eq!(set.add_path(&["usage", "prompt_tokens"]), Ok(4), "added once");
+        assert_eq!(set.add_path(&["provider"]), Ok(0), "a built-in's key");
+        assert!(set.add_path(&[]).is_err());
+        assert!(set.add_path(&["usage", ""]).is_err());
+        assert!(set.add_path(&["x"; MAX_PATH_SEGMENTS + 1]).is_err());
+        set
+    }
+
+    fn run_nested<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<FieldValue> {
+        let fields = nested_fields();
+        let mut s = JsonFieldScanner::new();
+        for c in chunks {
+            s.feed(&fields, c);
+        }
+        (0..fields.len()).map(|i| s.field(i).clone()).collect()
+    }
+
+    #[test]
+    fn nested_paths_are_read_at_any_split() {
+        let doc = r#"{"provider":"openai","usage":{"x":{"prompt_tokens":99},"prompt_tokens":12,
+            "completion_tokens":3.5e1,"details":[{"completion_tokens":1}]},
+            "a":{"b":{"c":"deep","d":{}},"c":1},"redis":true}"#;
+        let expected = run_nested([doc.as_bytes()]);
+        assert_eq!(
+            expected,
+            [
+                st("openai"),
+                Absent,
+                Absent,
+                Bool(true),
+                Number(12.0),
+                Number(35.0),
+                st("deep")
+            ]
+        );
+        for k in 0..=doc.len() {
+            let (a, b) = doc.as_bytes().split_at(k);
+            assert_eq!(run_nested([a, b]), expected, "split at {k}");
+        }
+        assert_eq!(run_nested(doc.as_bytes().chunks(1)), expected);
+    }
+
+    #[test]
+    fn nested_paths_keep_the_rules_of_the_top_level() {
+        // Not an object where one is expected: nothing is read from it.
+        let doc = r#"{"usage":[{"prompt_tokens":1}],"a":"b","provider":"p"}"#;
+        assert_eq!(run_nested([doc.as_bytes()])[4], Absent);
+        assert_eq!(run_nested([doc.as_bytes()])[0], st("p"));
+        // A repeated object: the later one's fields win, the earlier one's stay.
+        let doc = r#"{"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":{"prompt_tokens":3}}"#;
+        let values = run_nested([doc.as_bytes()]);
+        assert_eq!(values[4..6], [Number(3.0), Number(2.0)]);
+        // A nested object that is malformed makes the document invalid, as at the top level.
+        let doc = r#"{"usage":{"prompt_tokens":1,,}}"#;
+        assert!(run_nested([doc.as_bytes()]).iter().all(|v| *v == Absent));
+        // A cut body keeps what was read before the cut.
+        let doc = r#"{"provider":"p","usage":{"prompt_tokens":7,"completion_tokens":"#;
+        let values = run_nested([doc.as_bytes()]);
+        assert_eq!((values[0].clone(), values[4].clone()), (st("p"), Number(7.0)));
+        // Nesting too deep inside a nested object stops the read but keeps the fields before.
+        let doc = format!(
+            r#"{{"provider":"p","usage":{{"prompt_tokens":5,"x":{}}}}}"#,
+            "[".repeat(MAX_DEPTH + 2)
+        );
+        let values = run_nested([doc.as_bytes()]);
+        assert_eq!((values[0].clone(), values[4].clone()), (st("p"), Number(5.0)));
     }
 
     #[test]
@@ -913,8 +1161,8 @@ mod tests {
             ("true", Bool(true)),
             ("false", Bool(false)),
             ("null", Null),
-            ("-12.5e3", Other),
-            ("0", Other),
+            ("-12.5e3", Number(-12_500.0)),
+            ("0", Number(0.0)),
             (r#"{"provider":"nested","x":[1,{"y":"}"}]}"#, Other),
             (r#"[{"redis":true},"]",[]]"#, Other),
             ("{}", Other),

@@ -57,7 +57,7 @@ pub struct SseFieldScanner {
     done_prefix: Option<u8>,
     /// The current event's data, as JSON.
     event: JsonFieldScanner,
-    /// Per field, the first non-empty value an event carried.
+    /// Per field, the first non-empty value (string or number) an event carried.
     first: [FieldValue; MAX_FIELDS],
     events: u32,
     done: bool,
@@ -108,8 +108,8 @@ impl SseFieldScanner {
         }
     }
 
-    /// Per field, the first non-empty string (or over-long one) any dispatched event carried
-    /// at the top level of its data; `Absent` when none did.
+    /// Per field, the first non-empty string (or over-long one) or number any dispatched
+    /// event carried in its data; `Absent` when none did.
     pub fn field(&self, index: usize) -> &FieldValue {
         self.first.get(index).unwrap_or(&ABSENT)
     }
@@ -205,7 +205,7 @@ impl SseFieldScanner {
             let value = self.event.field(i);
             let non_empty = match value {
                 FieldValue::Str(s) => !s.as_str().is_empty(),
-                FieldValue::TooLong => true,
+                FieldValue::TooLong | FieldValue::Number(_) => true,
                 _ => false,
             };
             if *slot == FieldValue::Absent && non_empty {

@@ -259,8 +259,9 @@ fn garbage_reads_nothing_and_never_panics() {
 
 #[test]
 fn huge_lines_and_events_cost_no_memory() {
-    // The whole state is a fixed-size struct; nothing is kept per line or per event.
-    assert!(std::mem::size_of::<SseFieldScanner>() < 2048);
+    // The whole state is a fixed-size struct (its size grows with MAX_FIELDS, not with the
+    // stream); nothing is kept per line or per event.
+    assert!(std::mem::size_of::<SseFieldScanner>() < 4096);
     let big = "y".repeat(8 << 20);
     let stream = format!(
         ": {big}\n{big}: {{\"provider\":\"google\"}}\nevent: {big}\ndata: {{\"output\":\"{big}\",\ndata: \"provider\":\"openai\",\"model_id\":\"{big}\",\ndata: \"system_fingerprint\":\"fp_9\"}}\n\ndata: [DONE]\n\n"
