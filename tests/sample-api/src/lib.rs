@@ -2,9 +2,16 @@
 //!
 //! It is the upstream behind Envoy in the metrics filter's end-to-end tests and
 //! the demo upstream of the reverse proxy. Query knobs (`delay_ms`,
-//! `output_bytes`, `chunk`, `chunked`, and for streamed runs `stream`,
-//! `event_delay_ms`) and the `/__sample/*` control routes let tests shape
-//! responses; see [`routes`].
+//! `output_bytes`, `chunk`, `chunked`, `output_first`, for streamed runs
+//! `stream`, `event_delay_ms`, and for a run's token `usage` `prompt_tokens`,
+//! `completion_tokens`, `usage=0`) and the `/__sample/*` control routes let
+//! tests shape responses; see [`routes::Knobs`].
+//!
+//! A run reports OpenAI's `usage` object (`prompt_tokens`, `completion_tokens`,
+//! `total_tokens`): the last member of its JSON, or on the last event before
+//! `data: [DONE]` of a streamed run. A byte counts as a token: by default
+//! `prompt_tokens` is the request body's length and `completion_tokens` the
+//! output's, and `total_tokens` their sum.
 
 pub mod body;
 pub mod openapi;

@@ -96,6 +96,20 @@ fn string_props(names: &[&str]) -> Value {
     Value::Object(props)
 }
 
+/// RunTemplateOut's members: strings, and the token counts (absent with `?usage=0`).
+fn run_template_out_props() -> Value {
+    let mut props = string_props(&[
+        "output",
+        "result_id",
+        "template_id",
+        "provider",
+        "model_id",
+        "system_fingerprint",
+    ]);
+    props["usage"] = schema_ref("Usage");
+    props
+}
+
 /// The document. `/api/admin/stats` is only known from here, which lets tests
 /// check that route templates come from the document rather than from traffic.
 pub fn document() -> Value {
@@ -178,7 +192,15 @@ pub fn document() -> Value {
                 },
                 "RunTemplateOut": {
                     "type": "object",
-                    "properties": string_props(&["output", "result_id", "template_id", "provider", "model_id", "system_fingerprint"])
+                    "properties": run_template_out_props()
+                },
+                "Usage": {
+                    "type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+                    "properties": {
+                        "prompt_tokens": { "type": "integer" },
+                        "completion_tokens": { "type": "integer" },
+                        "total_tokens": { "type": "integer" }
+                    }
                 }
             }
         }

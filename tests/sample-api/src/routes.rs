@@ -40,8 +40,17 @@ pub struct Knobs {
     /// `?event_delay_ms=`: wait between one event of a streamed run and the next.
     pub event_delay_ms: Option<u64>,
     /// `?output_first=1`: a run's JSON puts `output` first instead of last (the contract's and
-    /// FastAPI's order), so that a long output precedes the fields the filter reads.
+    /// FastAPI's order), so that a long output precedes the fields the filter reads. `usage`
+    /// stays the last member either way.
     pub output_first: bool,
+    /// `?prompt_tokens=N`: the run's `usage.prompt_tokens`, instead of the request body's
+    /// length in bytes.
+    pub prompt_tokens: Option<u64>,
+    /// `?completion_tokens=N`: the run's `usage.completion_tokens`, instead of the output's
+    /// length in bytes.
+    pub completion_tokens: Option<u64>,
+    /// `?usage=0`: a run reports no `usage` at all, as a provider without token counts would.
+    pub without_usage: bool,
 }
 
 impl Knobs {
@@ -64,6 +73,9 @@ impl Knobs {
                 "event_delay_ms" => {
                     knobs.event_delay_ms = number.map(|n| n.min(MAX_EVENT_DELAY_MS))
                 }
+                "prompt_tokens" => knobs.prompt_tokens = number,
+                "completion_tokens" => knobs.completion_tokens = number,
+                "usage" => knobs.without_usage = matches!(value, "0" | "false"),
                 _ => {}
             }
         }
@@ -213,6 +225,36 @@ struct RunRest<'a> {
     provider: &'a str,
     model_id: &'a str,
     system_fingerprint: Option<&'static str>,
+}
+
+/// The token counts a run reports, as OpenAI's `usage` object. The sample counts a byte as a
+/// token, so tests can work the numbers out from what they sent and received: by default
+/// `prompt_tokens` is the request body's length and `completion_tokens` the output's (decoded,
+/// UTF-8), each overridden by its knob; `total_tokens` is their sum (saturating at `u64::MAX`).
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+impl Usage {
+    /// What a run with a `request_bytes` long body and an `output_bytes` long output reports
+    /// under `knobs`: nothing with `?usage=0`.
+    fn of_run(knobs: Knobs, request_bytes: usize, output_bytes: u64) -> Option<Usage> {
+        if knobs.without_usage {
+            return None;
+        }
+        let prompt_tokens = knobs
+            .prompt_tokens
+            .unwrap_or(u64::try_from(request_bytes).unwrap_or(u64::MAX));
+        let completion_tokens = knobs.completion_tokens.unwrap_or(output_bytes);
+        Some(Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        })
+    }
 }
 
 /// A struct rather than `json!` so the key order is fixed whatever serde_json
@@ -400,8 +442,10 @@ fn run_template(api: &SampleApi, id: &str, body: &[u8], knobs: Knobs) -> Reply {
                 },
                 finish_reason: None,
             }],
+            usage: None,
         };
-        return Reply::Events(run_events(run, &output));
+        let usage = Usage::of_run(knobs, body.len(), output.len() as u64);
+        return Reply::Events(run_events(run, &output, usage));
     }
     let rest = RunRest {
         result_id: api.next_result_id(),
@@ -419,24 +463,48 @@ fn run_template(api: &SampleApi, id: &str, body: &[u8], knobs: Knobs) -> Reply {
             )
         }
     };
+    // Generated lorem with `?output_bytes=`, else the rendered template; either way its
+    // length is known before anything is sent, and goes into `usage`.
+    let (output, output_len) = match knobs.output_bytes {
+        Some(n) => (None, n),
+        None => {
+            let text = render(&template.body, &req.variables);
+            let len = text.len() as u64;
+            (Some(text), len)
+        }
+    };
+    // Last, as in OpenAI's bodies, whichever end `output` takes.
+    let usage = match Usage::of_run(knobs, body.len(), output_len) {
+        Some(usage) => [
+            &b",\"usage\":"[..],
+            &serde_json::to_vec(&usage).unwrap_or_default(),
+        ]
+        .concat(),
+        None => Vec::new(),
+    };
     // `rest` is `{...}`: the `output` member goes in after its last field (or before its
     // first), the generated lorem streamed between a prefix and a suffix.
     let fields = rest
         .get(1..rest.len().saturating_sub(1))
         .unwrap_or_default();
     let (prefix, suffix): (Vec<u8>, Vec<u8>) = if knobs.output_first {
-        (b"{\"output\":".to_vec(), [b",", fields, b"}"].concat())
+        (
+            b"{\"output\":".to_vec(),
+            [b",", fields, &usage, b"}"].concat(),
+        )
     } else {
-        ([b"{", fields, b",\"output\":"].concat(), b"}".to_vec())
+        (
+            [b"{", fields, b",\"output\":"].concat(),
+            [&usage, &b"}"[..]].concat(),
+        )
     };
-    match knobs.output_bytes {
-        Some(n) => Reply::LoremJson {
+    match output {
+        None => Reply::LoremJson {
             prefix: [prefix.as_slice(), b"\""].concat().into(),
-            output_bytes: n,
+            output_bytes: output_len,
             suffix: [b"\"", suffix.as_slice()].concat().into(),
         },
-        None => {
-            let output = render(&template.body, &req.variables);
+        Some(output) => {
             let output = json_bytes(&Value::String(output));
             let body = [prefix.as_slice(), &output, suffix.as_slice()].concat();
             Reply::Json(StatusCode::OK, body.into())
@@ -445,7 +513,8 @@ fn run_template(api: &SampleApi, id: &str, body: &[u8], knobs: Knobs) -> Reply {
 }
 
 /// One event of a streamed run, shaped like OpenAI's `chat.completion.chunk`: the first
-/// names the template, provider and model; every one carries `system_fingerprint`.
+/// names the template, provider and model; every one carries `system_fingerprint`; the
+/// finish alone carries `usage`, the run's token counts.
 #[derive(Serialize)]
 struct RunEvent<'a> {
     id: String,
@@ -458,6 +527,8 @@ struct RunEvent<'a> {
     model_id: Option<&'a str>,
     system_fingerprint: Option<&'static str>,
     choices: [Choice<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
 }
 
 #[derive(Serialize)]
@@ -476,8 +547,11 @@ struct Delta<'a> {
 }
 
 /// The events of a streamed run: `first` (after a comment, in the same frame), one content
-/// delta per word of `output`, the finish, and `data: [DONE]`.
-fn run_events<'a>(first: RunEvent<'a>, output: &'a str) -> Vec<Bytes> {
+/// delta per word of `output`, the finish with `usage` (when there is one), and
+/// `data: [DONE]`. The usage rides on the finish rather than in an extra chunk of its own (as
+/// OpenAI's `stream_options.include_usage` sends it) so the number of events stays what
+/// streaming tests count; either way it is the last event before `[DONE]`.
+fn run_events<'a>(first: RunEvent<'a>, output: &'a str, usage: Option<Usage>) -> Vec<Bytes> {
     let event = |e: &RunEvent<'_>| {
         let mut bytes = Vec::new();
         if e.provider.is_some() {
@@ -488,7 +562,7 @@ fn run_events<'a>(first: RunEvent<'a>, output: &'a str) -> Vec<Bytes> {
         bytes.extend_from_slice(b"\n\n");
         Bytes::from(bytes)
     };
-    let next = |delta: Delta<'a>, finish_reason| RunEvent {
+    let next = |delta: Delta<'a>, finish_reason, usage| RunEvent {
         id: first.id.clone(),
         object: first.object,
         template_id: None,
@@ -500,6 +574,7 @@ fn run_events<'a>(first: RunEvent<'a>, output: &'a str) -> Vec<Bytes> {
             delta,
             finish_reason,
         }],
+        usage,
     };
     let mut events = vec![event(&first)];
     for word in output.split_inclusive(' ') {
@@ -507,13 +582,13 @@ fn run_events<'a>(first: RunEvent<'a>, output: &'a str) -> Vec<Bytes> {
             role: None,
             content: Some(word),
         };
-        events.push(event(&next(delta, None)));
+        events.push(event(&next(delta, None, None)));
     }
     let done = Delta {
         role: None,
         content: None,
     };
-    events.push(event(&next(done, Some("stop"))));
+    events.push(event(&next(done, Some("stop"), usage)));
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     events
 }
@@ -619,6 +694,11 @@ mod tests {
         assert!(k.stream);
         assert_eq!(k.event_delay_ms, Some(MAX_EVENT_DELAY_MS));
         assert!(!Knobs::parse(Some("stream=0")).stream);
+        let k = Knobs::parse(Some("prompt_tokens=3&completion_tokens=x&usage"));
+        assert_eq!((k.prompt_tokens, k.completion_tokens), (Some(3), None));
+        assert!(!k.without_usage);
+        assert!(Knobs::parse(Some("usage=0")).without_usage);
+        assert!(Knobs::parse(Some("usage=false")).without_usage);
     }
 
     #[test]

@@ -240,25 +240,21 @@ fn run_outcomes() {
     create(&mut c, "greet", "Hello {name}");
     let path = "/api/prompt-templates/t-1/run";
 
-    let r = c.send(
-        "POST",
-        path,
-        Some(r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#),
-    );
+    // 68 bytes of request (the prompt tokens), 9 of output (the completion tokens).
+    let ada = r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#;
+    assert_eq!(ada.len(), 68);
+    let r = c.send("POST", path, Some(ada));
     assert_eq!(r.status, 200);
-    // RunTemplateOut's order, as the contract and FastAPI give it: `output` last.
+    // RunTemplateOut's order, as the contract and FastAPI give it: `output` last of its
+    // fields, then `usage` as OpenAI's bodies end.
     assert_eq!(
         r.text(),
-        r#"{"result_id":"r-1","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb","output":"Hello Ada"}"#
+        r#"{"result_id":"r-1","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb","output":"Hello Ada","usage":{"prompt_tokens":68,"completion_tokens":9,"total_tokens":77}}"#
     );
-    let first = c.send(
-        "POST",
-        &format!("{path}?output_first=1"),
-        Some(r#"{"provider":"openai","model_id":"gpt-4o","variables":{"name":"Ada"}}"#),
-    );
+    let first = c.send("POST", &format!("{path}?output_first=1"), Some(ada));
     assert_eq!(
         first.text(),
-        r#"{"output":"Hello Ada","result_id":"r-2","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb"}"#
+        r#"{"output":"Hello Ada","result_id":"r-2","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb","usage":{"prompt_tokens":68,"completion_tokens":9,"total_tokens":77}}"#
     );
 
     let r = c.send(
@@ -302,6 +298,95 @@ fn run_outcomes() {
 
     let r = c.send("POST", path, Some(r#"{"model_id":"m"}"#));
     assert_eq!(r.status, 422);
+}
+
+/// The `,"usage":{...}}` a run's JSON ends with.
+fn usage_tail(prompt: u64, completion: u64) -> String {
+    format!(
+        r#","usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{}}}}}"#,
+        prompt + completion
+    )
+}
+
+#[test]
+fn runs_report_usage_last_from_their_sizes_or_the_knobs() {
+    let (_server, mut c) = server();
+    // Non-ASCII output: completion tokens are UTF-8 bytes, not characters.
+    create(&mut c, "greet", "Grüße {name}");
+    let path = "/api/prompt-templates/t-1/run";
+    let body = r#"{"provider":"anthropic","model_id":"claude","variables":{"name":"Zoë"}}"#;
+    let prompt = body.len() as u64;
+    let output = "Grüße Zoë";
+    assert_eq!((output.len(), output.chars().count()), (12, 9));
+
+    for order in ["", "?output_first=1"] {
+        let r = c.send("POST", &format!("{path}{order}"), Some(body));
+        assert_eq!(r.status, 200);
+        assert!(r.text().ends_with(&usage_tail(prompt, 12)), "{}", r.text());
+        assert_eq!(r.text().starts_with(r#"{"output":"#), !order.is_empty());
+        assert_eq!(r.json()["output"], output);
+    }
+
+    // Each knob replaces its own count; the total follows; a malformed one is ignored.
+    for (query, want) in [
+        ("prompt_tokens=1000&completion_tokens=2500", (1000, 2500)),
+        ("completion_tokens=7", (prompt, 7)),
+        ("prompt_tokens=0", (0, 12)),
+        ("prompt_tokens=x&completion_tokens=-1", (prompt, 12)),
+        ("usage=1&prompt_tokens=5", (5, 12)),
+    ] {
+        let r = c.send("POST", &format!("{path}?{query}"), Some(body));
+        assert!(
+            r.text().ends_with(&usage_tail(want.0, want.1)),
+            "{query}: {}",
+            r.text()
+        );
+    }
+    let r = c.send(
+        "POST",
+        &format!("{path}?prompt_tokens={}&completion_tokens=1", u64::MAX),
+        Some(body),
+    );
+    assert_eq!(r.json()["usage"]["total_tokens"], u64::MAX);
+
+    // `usage=0`: the body as it was before runs reported tokens, knobs or not.
+    for query in [
+        "usage=0",
+        "usage=false&prompt_tokens=3",
+        "usage=0&output_first=1",
+    ] {
+        let r = c.send("POST", &format!("{path}?{query}"), Some(body));
+        assert_eq!(r.status, 200);
+        assert!(!r.text().contains("usage"), "{query}: {}", r.text());
+        assert!(
+            r.text().ends_with(if query.contains("output_first") {
+                r#""system_fingerprint":null}"#
+            } else {
+                r#""output":"Grüße Zoë"}"#
+            }),
+            "{query}: {}",
+            r.text()
+        );
+    }
+
+    // Generated output: its length is the completion, `usage` after it in either order.
+    for order in ["", "&output_first=1"] {
+        let r = c.send(
+            "POST",
+            &format!("{path}?output_bytes=300&chunk=7{order}"),
+            Some(body),
+        );
+        assert!(r.text().ends_with(&usage_tail(prompt, 300)), "{}", r.text());
+        assert_eq!(r.json()["output"].as_str().map(str::len), Some(300));
+    }
+
+    // Failures carry no usage.
+    let r = c.send(
+        "POST",
+        path,
+        Some(r#"{"provider":"openai","model_id":"ratelimited-1"}"#),
+    );
+    assert_eq!((r.status, r.text()), (429, r#"{"detail":"rate limited"}"#));
 }
 
 #[test]
@@ -353,11 +438,12 @@ fn large_generated_output_is_valid_json() {
             r.header("transfer-encoding").is_some(),
             query.contains("chunked")
         );
-        let (first, last) = (b"{\"output\":\"lorem ipsum \\\"dolor\\\"", b"\"}");
+        let first = b"{\"output\":\"lorem ipsum \\\"dolor\\\"";
+        let last = format!("\"{}", usage_tail(body.len() as u64, 2_000_000));
         if query.contains("output_first") {
             assert!(r.body.starts_with(first));
         } else {
-            assert!(r.body.starts_with(b"{\"result_id\":") && r.body.ends_with(last));
+            assert!(r.body.starts_with(b"{\"result_id\":") && r.text().ends_with(&last));
         }
         let v = r.json();
         let output = v["output"].as_str().expect("output");
@@ -416,6 +502,15 @@ fn openapi_lists_the_paths() {
         assert!(paths.contains_key(p), "missing {p}");
     }
     assert_eq!(paths.len(), 6);
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["RunTemplateOut"]["properties"]["usage"]["$ref"],
+        "#/components/schemas/Usage"
+    );
+    assert_eq!(
+        schemas["Usage"]["required"],
+        json!(["prompt_tokens", "completion_tokens", "total_tokens"])
+    );
 }
 
 #[test]
@@ -545,6 +640,39 @@ fn streamed_runs_answer_server_sent_events() {
         chunks.last().unwrap()["choices"][0]["finish_reason"],
         "stop"
     );
+    // The finish, the last event before [DONE], alone carries the run's usage: the request's
+    // bytes and the output's.
+    let (finish, deltas) = chunks.split_last().unwrap();
+    let total = openai.len() + output.len();
+    assert_eq!(
+        finish["usage"],
+        json!({"prompt_tokens": openai.len(), "completion_tokens": output.len(), "total_tokens": total})
+    );
+    assert!(deltas.iter().all(|c| c.get("usage").is_none()));
+    let last = data[data.len() - 2].as_str();
+    assert!(
+        last.ends_with(&format!(
+            r#""usage":{{"prompt_tokens":68,"completion_tokens":17,"total_tokens":{total}}}}}"#
+        )),
+        "{last}"
+    );
+    let usage_of = |c: &mut Client, query: &str| {
+        let r = c.send("POST", &format!("{path}?stream=1&{query}"), Some(openai));
+        let data = events(&r.body);
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).expect("json event"))
+            .collect();
+        assert!(chunks[..chunks.len() - 1]
+            .iter()
+            .all(|c| c.get("usage").is_none()));
+        chunks.last().unwrap().get("usage").cloned()
+    };
+    assert_eq!(
+        usage_of(&mut c, "prompt_tokens=11&completion_tokens=22"),
+        Some(json!({"prompt_tokens": 11, "completion_tokens": 22, "total_tokens": 33}))
+    );
+    assert_eq!(usage_of(&mut c, "usage=0"), None);
 
     // `"stream": true` in the body does the same; fingerprints as in JSON runs.
     let fingerprints = |c: &mut Client, body: &str| {
