@@ -4,8 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::catalog::{format_bound, DEFAULT_BUCKETS, INF_BOUND};
+use crate::catalog::{format_bound, Metric, MetricKind, DEFAULT_BUCKETS, INF_BOUND};
 use crate::config_json::Fields;
+use crate::declared::Declared;
+use crate::events::MetricId;
 use crate::labels::{self, ModelBounds};
 use crate::openapi::{self, Limits};
 use crate::routes::{RouteId, RouteTable};
@@ -161,6 +163,7 @@ pub const TOP_LEVEL: &[&str] = &[
     "health",
     "openapi",
     "buckets",
+    crate::declared::TOP_LEVEL_KEY,
 ];
 const ENDPOINT: &[&str] = &["method", "route"];
 const UNIQUE_VIOLATION: &[&str] = &["method", "route", "table"];
@@ -200,21 +203,21 @@ pub struct UniqueViolation {
     pub table: String,
 }
 
-/// Top-level JSON fields the filter reads, and their positions in each scanner's field set.
+/// JSON fields the filter reads, and their positions in each scanner's field set: the
+/// built-ins' first, then those declared metrics read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyFields {
-    /// provider, model
+    /// provider, model, …
     pub request: FieldSet,
-    /// provider, model, system_fingerprint
+    /// provider, model, system_fingerprint, redis (of a health check), …
     pub response: FieldSet,
-    /// redis
-    pub health: FieldSet,
+    /// The position of `redis` in `response`.
+    pub redis: usize,
 }
 
 pub const FIELD_PROVIDER: usize = 0;
 pub const FIELD_MODEL: usize = 1;
 pub const FIELD_FINGERPRINT: usize = 2;
-pub const FIELD_REDIS: usize = 0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
@@ -254,7 +257,7 @@ impl Default for Buckets {
 
 impl Buckets {
     /// The bounds at `key` of `buckets`, the defaults when not set.
-    fn read(buckets: &mut Fields, key: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn read(buckets: &mut Fields, key: &str) -> Result<Self, ConfigError> {
         let field = buckets.path_of(key);
         let Some(texts) = buckets.numbers(key)? else {
             return Ok(Self::default());
@@ -346,6 +349,8 @@ pub struct Config {
     pub openapi: Option<OpenApiFetch>,
     pub request_buckets: Buckets,
     pub ensure_version_buckets: Buckets,
+    /// Metrics declared by `metrics`.
+    pub declared: Declared,
     /// From the VM configuration ([`VmOptions`]), not the plugin configuration.
     pub native_histograms: bool,
 }
@@ -401,7 +406,7 @@ impl Config {
             }],
         };
 
-        let fields = body_fields(doc.section("fields", FIELDS)?)?;
+        let mut fields = body_fields(doc.section("fields", FIELDS)?)?;
 
         let providers = doc
             .strings("providers")?
@@ -442,6 +447,10 @@ impl Config {
         let mut buckets = doc.section("buckets", BUCKETS)?;
         let request_buckets = Buckets::read(&mut buckets, "request_seconds")?;
         let ensure_version_buckets = Buckets::read(&mut buckets, "ensure_version_seconds")?;
+        let declared = crate::declared::parse(
+            doc.objects(crate::declared::TOP_LEVEL_KEY, crate::declared::ENTRY)?,
+            &mut fields,
+        )?;
 
         Ok(Config {
             service,
@@ -458,8 +467,60 @@ impl Config {
             openapi,
             request_buckets,
             ensure_version_buckets,
+            declared,
             native_histograms: false,
         })
+    }
+
+    /// Every metric the filter records: the catalog's, then the declared ones.
+    pub fn metric_ids(&self) -> impl Iterator<Item = MetricId> + '_ {
+        let declared = (0..self.declared.metrics.len()).map(MetricId::Declared);
+        Metric::ALL
+            .into_iter()
+            .map(MetricId::Catalog)
+            .chain(declared)
+    }
+
+    /// The name, kind, help and label keys of a metric.
+    pub fn shape(&self, metric: MetricId) -> MetricShape<'_> {
+        match metric {
+            MetricId::Catalog(m) => {
+                let def = m.def();
+                MetricShape {
+                    name: def.name,
+                    kind: def.kind,
+                    help: def.help,
+                    labels: LabelKeys::Catalog(def.labels),
+                }
+            }
+            MetricId::Declared(i) => match self.declared.metrics.get(i) {
+                Some(d) => MetricShape {
+                    name: &d.name,
+                    kind: d.kind,
+                    help: &d.help,
+                    labels: LabelKeys::Declared(&d.labels),
+                },
+                None => MetricShape {
+                    name: "",
+                    kind: MetricKind::Counter,
+                    help: "",
+                    labels: LabelKeys::Catalog(&[]),
+                },
+            },
+        }
+    }
+
+    /// The bucket bounds of a histogram.
+    pub fn buckets(&self, metric: MetricId) -> &Buckets {
+        match metric {
+            MetricId::Catalog(Metric::EnsureVersionSeconds) => &self.ensure_version_buckets,
+            MetricId::Declared(i) => self
+                .declared
+                .metrics
+                .get(i)
+                .map_or(&self.request_buckets, |d| &d.buckets),
+            MetricId::Catalog(_) => &self.request_buckets,
+        }
     }
 
     /// The table whose unique constraint a 409 on this method and route reports, if any.
@@ -468,6 +529,43 @@ impl Config {
             .iter()
             .find(|u| u.endpoint.route == route && u.endpoint.method == method)
             .map(|u| u.table.as_str())
+    }
+}
+
+/// What a metric is, whether the catalog or the configuration declares it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricShape<'a> {
+    pub name: &'a str,
+    pub kind: MetricKind,
+    pub help: &'a str,
+    pub labels: LabelKeys<'a>,
+}
+
+/// A metric's label keys, in the order of its series' values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LabelKeys<'a> {
+    Catalog(&'static [&'static str]),
+    Declared(&'a [Box<str>]),
+}
+
+impl<'a> LabelKeys<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            LabelKeys::Catalog(keys) => keys.len(),
+            LabelKeys::Declared(keys) => keys.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let (catalog, declared) = match *self {
+            LabelKeys::Catalog(keys) => (keys, &[][..]),
+            LabelKeys::Declared(keys) => (&[][..], keys),
+        };
+        catalog.iter().copied().chain(declared.iter().map(|k| &**k))
     }
 }
 
@@ -573,10 +671,15 @@ fn body_fields(mut fields: Fields) -> Result<BodyFields, ConfigError> {
     let fingerprint = name("system_fingerprint", "system_fingerprint")?;
     let redis = name("redis", "redis")?;
     let set = |keys: &[&str]| FieldSet::new(keys).map_err(|e| invalid("fields", e));
+    let mut response = set(&[&provider, &model, &fingerprint])?;
+    // `redis` may name a field the others name too: it is then the same field.
+    let redis = response
+        .add_path(&[&redis])
+        .map_err(|e| invalid("fields.redis", e))?;
     Ok(BodyFields {
         request: set(&[&provider, &model])?,
-        response: set(&[&provider, &model, &fingerprint])?,
-        health: set(&[&redis])?,
+        response,
+        redis,
     })
 }
 

@@ -68,6 +68,15 @@ impl Fields {
         })
     }
 
+    /// The path of this object in the document (the document's own name for the document).
+    pub fn path(&self) -> &str {
+        if self.path.is_empty() {
+            self.root
+        } else {
+            &self.path
+        }
+    }
+
     /// The full path of `key` in this object.
     pub fn path_of(&self, key: &str) -> String {
         join(&self.path, key)

@@ -9,14 +9,28 @@
 use crate::catalog::{
     label, nanos_to_micros, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX,
 };
-use crate::config::{Buckets, Config};
+use crate::config::Config;
 use crate::series_cache::SeriesCache;
 use crate::stat_name;
 
-/// Label values of one series, in the order of the metric's catalog label keys.
+/// A metric of the catalog, or one the configuration declares (by its index in
+/// [`crate::declared::Declared::metrics`]); [`Config::shape`] says what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricId {
+    Catalog(Metric),
+    Declared(usize),
+}
+
+impl From<Metric> for MetricId {
+    fn from(metric: Metric) -> Self {
+        MetricId::Catalog(metric)
+    }
+}
+
+/// Label values of one series, in the order of the metric's label keys.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Series<'a> {
-    pub metric: Metric,
+    pub metric: MetricId,
     pub values: &'a [&'a str],
 }
 
@@ -24,7 +38,10 @@ pub struct Series<'a> {
 pub enum Event<'a> {
     /// Add one to a counter.
     Count(Series<'a>),
-    /// Observe a duration, in nanoseconds, in a histogram (exported in seconds).
+    /// Add a number to a counter.
+    Add(Series<'a>, u64),
+    /// Observe a duration, in nanoseconds, in a histogram (exported in seconds); a declared
+    /// histogram of another unit observes its value × 10⁹ the same way.
     Observe(Series<'a>, u64),
     /// Set a gauge.
     Set(Series<'a>, u64),
@@ -106,7 +123,7 @@ impl Recorder {
     pub fn record(&mut self, config: &Config, event: Event<'_>, sink: &mut impl StatSink) {
         let series = event.series();
         debug_assert_eq!(
-            series.metric.def().labels.len(),
+            config.shape(series.metric).labels.len(),
             series.values.len(),
             "{:?}",
             series.metric
@@ -124,9 +141,10 @@ impl Recorder {
         };
         match (event, resolved) {
             (Event::Count(_), Resolved::Counter(counter)) => sink.add(*counter, 1),
+            (Event::Add(_, delta), Resolved::Counter(counter)) => sink.add(*counter, delta),
             (Event::Set(_, value), Resolved::Gauge(gauge)) => sink.set(*gauge, value),
             (Event::Observe(_, nanos), Resolved::Histogram { counters, sum }) => {
-                let first = buckets_of(config, series.metric).first_bucket(nanos);
+                let first = config.buckets(series.metric).first_bucket(nanos);
                 for counter in counters.get(first..).unwrap_or_default() {
                     sink.add(*counter, 1);
                 }
@@ -150,33 +168,36 @@ impl Recorder {
 impl Event<'_> {
     fn series(&self) -> Series<'_> {
         match *self {
-            Event::Count(s) | Event::Observe(s, _) | Event::Set(s, _) => s,
+            Event::Count(s) | Event::Add(s, _) | Event::Observe(s, _) | Event::Set(s, _) => s,
         }
     }
 }
 
 /// Resolves the stats of a series in `sink`.
 fn resolve(config: &Config, series: &Series<'_>, sink: &mut impl StatSink) -> Option<Resolved> {
-    let labels = series.metric.def().labels;
-    let mut pairs: [(&str, &str); 6] = [("", ""); 6];
-    let n = labels.len().min(series.values.len()).min(pairs.len() - 1);
-    for i in 0..n {
-        pairs[i] = (labels[i], series.values[i]);
-    }
-    let name = series.metric.name();
+    let shape = config.shape(series.metric);
+    // The label pairs, with room for `le`.
+    let mut pairs: Vec<(&str, &str)> = shape
+        .labels
+        .iter()
+        .zip(series.values.iter().copied())
+        .collect();
+    let n = pairs.len();
+    pairs.push(("", ""));
+    let name = shape.name;
     let stat = |labels, suffix| Stat {
         name,
         suffix,
         labels,
     };
-    match series.metric.kind() {
+    match shape.kind {
         MetricKind::Counter => sink.counter(&stat(&pairs[..n], "")).map(Resolved::Counter),
         MetricKind::Gauge => sink.gauge(&stat(&pairs[..n], "")).map(Resolved::Gauge),
         MetricKind::Histogram => {
-            let buckets = buckets_of(config, series.metric);
+            let buckets = config.buckets(series.metric);
             let mut counters = Vec::with_capacity(buckets.labels.len() + 1);
             for le in &buckets.labels {
-                let mut with_le = pairs;
+                let mut with_le = pairs.clone();
                 with_le[n] = (label::LE, le);
                 let bucket = Stat {
                     name,
@@ -196,13 +217,6 @@ fn resolve(config: &Config, series: &Series<'_>, sink: &mut impl StatSink) -> Op
                 sum,
             })
         }
-    }
-}
-
-fn buckets_of(config: &Config, metric: Metric) -> &Buckets {
-    match metric {
-        Metric::EnsureVersionSeconds => &config.ensure_version_buckets,
-        _ => &config.request_buckets,
     }
 }
 
@@ -268,7 +282,7 @@ pub(crate) mod tests {
         let mut sink = MapSink::default();
         let mut recorder = Recorder::default();
         let series = Series {
-            metric: Metric::EnsureVersionSeconds,
+            metric: Metric::EnsureVersionSeconds.into(),
             values: &["prompter-api", "dev", "openai"],
         };
         recorder.record(&config, Event::Observe(series, 300_000_000), &mut sink);
@@ -321,13 +335,13 @@ pub(crate) mod tests {
         let mut recorder = Recorder::default();
         let values = ["prompter-api", "dev"];
         let series = Series {
-            metric: Metric::RedisUp,
+            metric: Metric::RedisUp.into(),
             values: &values,
         };
         recorder.record(&config, Event::Set(series, 1), &mut sink);
         recorder.record(&config, Event::Set(series, 0), &mut sink);
         let series = Series {
-            metric: Metric::ResultsInsert,
+            metric: Metric::ResultsInsert.into(),
             values: &values,
         };
         recorder.record(&config, Event::Count(series), &mut sink);
@@ -402,7 +416,7 @@ pub(crate) mod tests {
         let mut sink = RefusingSink::new(move |_: &str| !std::mem::replace(&mut refused, true));
         let mut recorder = Recorder::default();
         let series = Series {
-            metric: Metric::ResultsInsert,
+            metric: Metric::ResultsInsert.into(),
             values: &["prompter-api", "dev"],
         };
         for _ in 0..3 {
@@ -416,7 +430,7 @@ pub(crate) mod tests {
         );
         // Label values that concatenate alike are other series.
         let other = Series {
-            metric: Metric::ResultsInsert,
+            metric: Metric::ResultsInsert.into(),
             values: &["prompter-apid", "ev"],
         };
         recorder.record(&config, Event::Count(other), &mut sink);
@@ -434,7 +448,7 @@ pub(crate) mod tests {
         });
         let mut recorder = Recorder::default();
         let series = Series {
-            metric: Metric::EnsureVersionSeconds,
+            metric: Metric::EnsureVersionSeconds.into(),
             values: &["prompter-api", "dev", "openai"],
         };
         for _ in 0..3 {

@@ -8,7 +8,8 @@
 use std::ops::Range;
 
 use crate::catalog::Metric;
-use crate::config::{Config, FIELD_FINGERPRINT, FIELD_MODEL, FIELD_PROVIDER, FIELD_REDIS};
+use crate::config::{Config, FIELD_FINGERPRINT, FIELD_MODEL, FIELD_PROVIDER};
+use crate::declared::{Candidates, ResponseKind};
 use crate::events::{Event, Series};
 use crate::labels::{self, ModelLabels, OTHER};
 use crate::routes::{RouteId, RouteTable, UNMATCHED};
@@ -89,7 +90,23 @@ pub struct Exchange {
     status: Option<u16>,
     request: Option<JsonFieldScanner>,
     response: Option<ResponseScanner>,
+    /// What declared metrics this exchange may record need; `None` when it can record none.
+    declared: Option<Box<DeclaredNeeds>>,
 }
+
+/// What an exchange keeps for the declared metrics it may record.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeclaredNeeds {
+    pub(crate) candidates: Candidates,
+    /// The request headers declared labels read, by index (cut at [`MAX_HEADER_BYTES`]).
+    pub(crate) headers: Vec<Option<Box<[u8]>>>,
+    pub(crate) response_kind: Option<ResponseKind>,
+    pub(crate) response_headers_nanos: Option<u64>,
+    pub(crate) first_byte_nanos: Option<u64>,
+}
+
+/// Longest request header value kept for a label (labels are cut shorter still).
+const MAX_HEADER_BYTES: usize = 128;
 
 impl Exchange {
     /// Starts an exchange from the request's `:method` and `:path`; `now_nanos` is the clock.
@@ -134,7 +151,32 @@ impl Exchange {
         } else {
             Role::Plain
         };
-        let scans_request = matches!(role, Role::Probe | Role::Run);
+        let declared = if config.declared.entries.is_empty() {
+            None
+        } else {
+            let route_label = match (&learned_route, route) {
+                (Some(learned), _) => learned,
+                (None, Some(id)) => config.routes.template(id),
+                (None, None) => UNMATCHED,
+            };
+            let candidates = config.declared.candidates(method, route_label);
+            (candidates.entries != 0).then(|| {
+                let headers = if candidates.headers {
+                    vec![None; config.declared.headers.len()]
+                } else {
+                    Vec::new()
+                };
+                Box::new(DeclaredNeeds {
+                    candidates,
+                    headers,
+                    ..DeclaredNeeds::default()
+                })
+            })
+        };
+        let scans_request = matches!(role, Role::Probe | Role::Run)
+            || declared
+                .as_ref()
+                .is_some_and(|d| d.candidates.request_fields);
         Exchange {
             method,
             route,
@@ -144,6 +186,42 @@ impl Exchange {
             status: None,
             request: scans_request.then(JsonFieldScanner::new),
             response: None,
+            declared,
+        }
+    }
+
+    /// True when declared metrics read request headers: the glue then hands each of
+    /// `config.declared.headers` to [`request_header`](Self::request_header).
+    pub fn wants_request_headers(&self) -> bool {
+        self.declared.as_ref().is_some_and(|d| d.candidates.headers)
+    }
+
+    /// The value of the request header `config.declared.headers[index]`, if the request has it.
+    pub fn request_header(&mut self, index: usize, value: Option<&[u8]>) {
+        let slot = self
+            .declared
+            .as_mut()
+            .and_then(|d| d.headers.get_mut(index));
+        if let (Some(slot), Some(value)) = (slot, value) {
+            *slot = Some(Box::from(value.get(..MAX_HEADER_BYTES).unwrap_or(value)));
+        }
+    }
+
+    /// True while declared metrics want the time of the response headers or of the response
+    /// body's first byte, and it is not known yet.
+    pub fn wants_response_time(&self) -> bool {
+        self.declared
+            .as_ref()
+            .is_some_and(|d| d.candidates.response_times && d.first_byte_nanos.is_none())
+    }
+
+    /// The response's headers (`body_bytes` 0) or a body chunk arrived at `now_nanos`.
+    pub fn response_time(&mut self, now_nanos: u64, body_bytes: usize) {
+        if let Some(d) = self.declared.as_mut() {
+            d.response_headers_nanos.get_or_insert(now_nanos);
+            if body_bytes > 0 {
+                d.first_byte_nanos.get_or_insert(now_nanos);
+            }
         }
     }
 
@@ -158,9 +236,14 @@ impl Exchange {
         }
     }
 
-    /// True when the response's `content-type` matters: only a run may answer an event stream.
+    /// True when the response's `content-type` matters: a run may answer an event stream, and
+    /// declared metrics may ask which kind of body a response has.
     pub fn reads_content_type(&self) -> bool {
         self.role == Role::Run
+            || self
+                .declared
+                .as_ref()
+                .is_some_and(|d| d.candidates.content_type)
     }
 
     /// True once a valid response status is known.
@@ -172,12 +255,20 @@ impl Exchange {
     /// be read: a run answered `text/event-stream` is read as events, else bodies are JSON.
     pub fn response_headers(&mut self, status: Option<&str>, content_type: Option<&str>) {
         self.status = labels::status(status);
-        self.response = match self.role {
-            Role::Run if sse::is_event_stream(content_type) => {
-                Some(ResponseScanner::Events(Box::default()))
+        let declared_fields = match self.declared.as_mut() {
+            Some(d) => {
+                d.response_kind = crate::declared::response_kind(content_type);
+                d.candidates.response_fields
             }
-            Role::Probe | Role::Run | Role::Health => Some(ResponseScanner::Json(JsonBody::new())),
-            Role::Plain => None,
+            None => false,
+        };
+        let reads_body = declared_fields || self.role != Role::Plain;
+        let streams =
+            (self.role == Role::Run || declared_fields) && sse::is_event_stream(content_type);
+        self.response = match (reads_body, streams) {
+            (_, true) => Some(ResponseScanner::Events(Box::default())),
+            (true, false) => Some(ResponseScanner::Json(JsonBody::new())),
+            (false, false) => None,
         };
     }
 
@@ -202,7 +293,7 @@ impl Exchange {
         len: usize,
         mut read: impl FnMut(Range<usize>) -> Option<B>,
     ) {
-        let fields = self.response_fields(config);
+        let fields = &config.fields.response;
         let Some(scanner) = &mut self.response else {
             return;
         };
@@ -213,14 +304,6 @@ impl Exchange {
             done = range.end;
             let part = read(range);
             scanner.feed(fields, part.as_ref().map_or(&[], AsRef::as_ref), span);
-        }
-    }
-
-    fn response_fields<'c>(&self, config: &'c Config) -> &'c FieldSet {
-        if self.role == Role::Health {
-            &config.fields.health
-        } else {
-            &config.fields.response
         }
     }
 
@@ -248,12 +331,12 @@ impl Exchange {
         let class = self.status.map(|s| s / 100);
 
         emit(Event::Count(Series {
-            metric: Metric::RequestsTotal,
+            metric: Metric::RequestsTotal.into(),
             values: &[service, env, self.method, route, status],
         }));
         emit(Event::Observe(
             Series {
-                metric: Metric::RequestSeconds,
+                metric: Metric::RequestSeconds.into(),
                 values: &[service, env, self.method, route],
             },
             nanos,
@@ -264,32 +347,22 @@ impl Exchange {
             // the answer (an upstream that could not answer gets Envoy's own 503 or 504): what
             // the provider did is unknown, so it is no attempt, and no failure.
             Role::Probe if matches!(class, Some(2) | Some(5)) => {
-                let provider = match fields.field(FIELD_PROVIDER) {
-                    Some(FieldValue::TooLong) => OTHER,
-                    value => {
-                        ModelLabels::provider(&config.providers, value.and_then(FieldValue::as_str))
-                    }
-                };
-                let model = match fields.field(FIELD_MODEL) {
-                    Some(FieldValue::TooLong) => OTHER.to_string(),
-                    value => {
-                        models.model(&config.models, provider, value.and_then(FieldValue::as_str))
-                    }
-                };
+                let provider = fields.provider(config);
+                let model = fields.model(config, models, provider);
                 let values = [service, env, provider, model.as_str()];
                 emit(Event::Count(Series {
-                    metric: Metric::ProbeAttempts,
+                    metric: Metric::ProbeAttempts.into(),
                     values: &values,
                 }));
                 if class != Some(2) {
                     emit(Event::Count(Series {
-                        metric: Metric::ProbeFailures,
+                        metric: Metric::ProbeFailures.into(),
                         values: &values,
                     }));
                 }
                 emit(Event::Observe(
                     Series {
-                        metric: Metric::EnsureVersionSeconds,
+                        metric: Metric::EnsureVersionSeconds.into(),
                         values: &[service, env, provider],
                     },
                     nanos,
@@ -297,7 +370,7 @@ impl Exchange {
             }
             Role::Run if class == Some(2) => {
                 emit(Event::Count(Series {
-                    metric: Metric::ResultsInsert,
+                    metric: Metric::ResultsInsert.into(),
                     values: &[service, env],
                 }));
                 let provider =
@@ -310,16 +383,16 @@ impl Exchange {
                 };
                 if has_fingerprint && provider == config.fingerprint_provider {
                     emit(Event::Count(Series {
-                        metric: Metric::FingerprintPresent,
+                        metric: Metric::FingerprintPresent.into(),
                         values: &[service, env],
                     }));
                 }
             }
             Role::Health => {
-                if let Some(up) = fields.response_field(FIELD_REDIS).as_bool() {
+                if let Some(up) = fields.response_field(config.fields.redis).as_bool() {
                     emit(Event::Set(
                         Series {
-                            metric: Metric::RedisUp,
+                            metric: Metric::RedisUp.into(),
                             values: &[service, env],
                         },
                         u64::from(up),
@@ -332,16 +405,30 @@ impl Exchange {
         if let (Some(409), Some(id)) = (self.status, self.route) {
             if let Some(table) = config.unique_table(self.method, id) {
                 emit(Event::Count(Series {
-                    metric: Metric::UniqueViolations,
+                    metric: Metric::UniqueViolations.into(),
                     values: &[service, env, table],
                 }));
             }
         }
         if self.status == Some(429) {
             emit(Event::Count(Series {
-                metric: Metric::RateLimitHits,
+                metric: Metric::RateLimitHits.into(),
                 values: &[service, env, route],
             }));
+        }
+
+        if let Some(declared) = &self.declared {
+            let exchange = crate::declared::record::Ended {
+                method: self.method,
+                route,
+                status,
+                status_code: self.status,
+                started_nanos: self.started_nanos,
+                ended_nanos: now_nanos,
+                needs: declared,
+                fields: &fields,
+            };
+            exchange.record(config, models, emit);
         }
     }
 
@@ -351,21 +438,48 @@ impl Exchange {
             response: self
                 .response
                 .as_ref()
-                .map(|r| r.settled(self.response_fields(config))),
+                .map(|r| r.settled(&config.fields.response)),
         }
     }
 }
 
 /// The body fields of an ended exchange.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     request: Option<&'a JsonFieldScanner>,
     response: Option<ResponseFields<'a>>,
 }
 
 impl Fields<'_> {
-    fn response_field(&self, index: usize) -> &FieldValue {
+    pub(crate) fn response_field(&self, index: usize) -> &FieldValue {
         const ABSENT: FieldValue = FieldValue::Absent;
         self.response.as_ref().map_or(&ABSENT, |s| s.field(index))
+    }
+
+    pub(crate) fn request_field(&self, index: usize) -> &FieldValue {
+        const ABSENT: FieldValue = FieldValue::Absent;
+        self.request.map_or(&ABSENT, |s| s.field(index))
+    }
+
+    /// The provider label as the probe metrics derive it: the request's, else the
+    /// response's, in `providers`; an over-long one is `other`.
+    pub(crate) fn provider<'c>(&self, config: &'c Config) -> &'c str {
+        match self.field(FIELD_PROVIDER) {
+            Some(FieldValue::TooLong) => OTHER,
+            value => ModelLabels::provider(&config.providers, value.and_then(FieldValue::as_str)),
+        }
+    }
+
+    /// The model label as the probe metrics derive it, within `provider`'s budget.
+    pub(crate) fn model(
+        &self,
+        config: &Config,
+        models: &mut ModelLabels,
+        provider: &str,
+    ) -> String {
+        match self.field(FIELD_MODEL) {
+            Some(FieldValue::TooLong) => OTHER.to_string(),
+            value => models.model(&config.models, provider, value.and_then(FieldValue::as_str)),
+        }
     }
 
     /// A field from the request body, else from the response body (`None` when neither has
@@ -392,8 +506,8 @@ impl Fields<'_> {
 pub fn health_poll_value(config: &Config, body: Option<&[u8]>) -> u64 {
     let Some(body) = body else { return 0 };
     let mut scanner = JsonFieldScanner::new();
-    scanner.feed(&config.fields.health, body);
-    u64::from(scanner.field(FIELD_REDIS).as_bool() == Some(true))
+    scanner.feed(&config.fields.response, body);
+    u64::from(scanner.field(config.fields.redis).as_bool() == Some(true))
 }
 
 /// Emits the `prompter_redis_up` gauge for a polled health check.
@@ -401,7 +515,7 @@ pub fn emit_redis_up(config: &Config, value: u64, emit: &mut impl FnMut(Event<'_
     let values = [config.service.as_str(), config.env.as_str()];
     emit(Event::Set(
         Series {
-            metric: Metric::RedisUp,
+            metric: Metric::RedisUp.into(),
             values: &values,
         },
         value,

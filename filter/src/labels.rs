@@ -78,7 +78,8 @@ pub struct ModelBounds {
 
 /// Keeps the provider and model labels bounded: providers outside the allow-list become
 /// `other`, model ids are sanitized and cut, and each provider keeps at most
-/// `max_per_provider` distinct models (later ones become `other`).
+/// `max_per_provider` distinct models (later ones become `other`). Declared labels with a
+/// `max_values` keep their budgets here too, each under a scope of its own.
 #[derive(Debug, Default)]
 pub struct ModelLabels {
     seen: HashMap<String, HashSet<String>>,
@@ -104,19 +105,25 @@ impl ModelLabels {
             return UNKNOWN.to_string();
         };
         let model = sanitize(raw.as_bytes(), bounds.max_length);
-        // The provider's set, looked up before it is keyed by a new `String`.
-        let known = match self.seen.get_mut(provider) {
+        self.capped(provider, model, bounds.max_per_provider)
+    }
+
+    /// `value` if it is among the first `max` distinct values of the budget `scope` (a
+    /// provider's models, a declared label's values), else `other`.
+    pub fn capped(&mut self, scope: &str, value: String, max: usize) -> String {
+        // The scope's set, looked up before it is keyed by a new `String`.
+        let known = match self.seen.get_mut(scope) {
             Some(known) => known,
-            None => self.seen.entry(provider.to_string()).or_default(),
+            None => self.seen.entry(scope.to_string()).or_default(),
         };
-        if known.contains(&model) {
-            return model;
+        if known.contains(&value) {
+            return value;
         }
-        if known.len() >= bounds.max_per_provider {
+        if known.len() >= max {
             return OTHER.to_string();
         }
-        known.insert(model.clone());
-        model
+        known.insert(value.clone());
+        value
     }
 }
 

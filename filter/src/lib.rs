@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod config;
 mod config_json;
+pub mod declared;
 pub mod events;
 pub mod exchange;
 pub mod flush;

@@ -296,7 +296,7 @@ fn counted(learned: &RouteTable, method: &str, path: &str, status: &str) -> Vec<
         if let Event::Count(series) = event {
             seen.push(format!(
                 "{} {}",
-                series.metric.name(),
+                config.shape(series.metric).name,
                 series.values[2..].join(" ")
             ));
         }

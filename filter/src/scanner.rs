@@ -86,7 +86,10 @@ impl FieldSet {
         };
         let mut level = &mut self.top;
         for segment in objects {
-            level = level.key_mut(segment).nested.get_or_insert_with(Box::default);
+            level = level
+                .key_mut(segment)
+                .nested
+                .get_or_insert_with(Box::default);
         }
         let next = self.len;
         let key = level.key_mut(last);
@@ -519,13 +522,7 @@ impl JsonFieldScanner {
     }
 
     /// Consumes string bytes from `input[i..]`, returning where scanning should resume.
-    fn scan_string(
-        &mut self,
-        level: &Level,
-        kind: StrKind,
-        input: &[u8],
-        mut i: usize,
-    ) -> usize {
+    fn scan_string(&mut self, level: &Level, kind: StrKind, input: &[u8], mut i: usize) -> usize {
         while let Some(rest) = input.get(i..).filter(|r| !r.is_empty()) {
             if self.esc != Esc::None {
                 i += 1;
@@ -895,7 +892,11 @@ mod tests {
         assert_eq!(set.add_path(&["usage", "prompt_tokens"]), Ok(4));
         assert_eq!(set.add_path(&["usage", "completion_tokens"]), Ok(5));
         assert_eq!(set.add_path(&["a", "b", "c"]), Ok(6));
-        assert_eq!(set.add_path(&["usage", "prompt_tokens"]), Ok(4), "added once");
+        assert_eq!(
+            set.add_path(&["usage", "prompt_tokens"]),
+            Ok(4),
+            "added once"
+        );
         assert_eq!(set.add_path(&["provider"]), Ok(0), "a built-in's key");
         assert!(set.add_path(&[]).is_err());
         assert!(set.add_path(&["usage", ""]).is_err());
@@ -944,7 +945,8 @@ mod tests {
         assert_eq!(run_nested([doc.as_bytes()])[4], Absent);
         assert_eq!(run_nested([doc.as_bytes()])[0], st("p"));
         // A repeated object: the later one's fields win, the earlier one's stay.
-        let doc = r#"{"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":{"prompt_tokens":3}}"#;
+        let doc =
+            r#"{"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":{"prompt_tokens":3}}"#;
         let values = run_nested([doc.as_bytes()]);
         assert_eq!(values[4..6], [Number(3.0), Number(2.0)]);
         // A nested object that is malformed makes the document invalid, as at the top level.
@@ -953,14 +955,20 @@ mod tests {
         // A cut body keeps what was read before the cut.
         let doc = r#"{"provider":"p","usage":{"prompt_tokens":7,"completion_tokens":"#;
         let values = run_nested([doc.as_bytes()]);
-        assert_eq!((values[0].clone(), values[4].clone()), (st("p"), Number(7.0)));
+        assert_eq!(
+            (values[0].clone(), values[4].clone()),
+            (st("p"), Number(7.0))
+        );
         // Nesting too deep inside a nested object stops the read but keeps the fields before.
         let doc = format!(
             r#"{{"provider":"p","usage":{{"prompt_tokens":5,"x":{}}}}}"#,
             "[".repeat(MAX_DEPTH + 2)
         );
         let values = run_nested([doc.as_bytes()]);
-        assert_eq!((values[0].clone(), values[4].clone()), (st("p"), Number(5.0)));
+        assert_eq!(
+            (values[0].clone(), values[4].clone()),
+            (st("p"), Number(5.0))
+        );
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::hash::{Hash, Hasher};
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use crate::catalog::Metric;
+use crate::events::MetricId;
 use crate::events::Series;
 
 #[derive(Debug)]
 struct Entry<V> {
-    metric: Metric,
+    metric: MetricId,
     values: Box<[Box<str>]>,
     value: V,
     /// The next entry whose key has the same hash (a collision chain, almost always empty).
@@ -99,9 +99,13 @@ impl<V> SeriesCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Metric;
 
     fn series<'a>(metric: Metric, values: &'a [&'a str]) -> Series<'a> {
-        Series { metric, values }
+        Series {
+            metric: metric.into(),
+            values,
+        }
     }
 
     #[test]

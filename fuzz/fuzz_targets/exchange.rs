@@ -227,13 +227,16 @@ fuzz_target!(|input: Input| {
             exchange.response_body(config, chunk);
         }
         exchange.finish(config, &mut models, call.nanos, &mut |event: Event<'_>| {
-            let (Event::Count(series) | Event::Observe(series, _) | Event::Set(series, _)) = event;
-            let keys = series.metric.def().labels;
+            let (Event::Count(series)
+            | Event::Add(series, _)
+            | Event::Observe(series, _)
+            | Event::Set(series, _)) = event;
+            let keys = config.shape(series.metric).labels;
             assert_eq!(keys.len(), series.values.len(), "{:?}", series.metric);
             for (key, value) in keys.iter().zip(series.values) {
                 check_value(config, &learned, key, value);
             }
-            if matches!(series.metric, Metric::ProbeAttempts) {
+            if series.metric == Metric::ProbeAttempts.into() {
                 models_seen
                     .entry(series.values[2].to_string())
                     .or_default()

@@ -16,6 +16,7 @@ use super::gen::{cuts, document, json_object, split};
 #[derive(Debug, Clone, PartialEq)]
 enum Seen {
     Count(String, Vec<String>),
+    Add(String, Vec<String>, u64),
     Observe(String, Vec<String>, u64),
     Set(String, Vec<String>, u64),
 }
@@ -23,9 +24,10 @@ enum Seen {
 fn owned(event: Event<'_>) -> Seen {
     let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
     match event {
-        Event::Count(s) => Seen::Count(s.metric.name().into(), values(s.values)),
-        Event::Observe(s, n) => Seen::Observe(s.metric.name().into(), values(s.values), n),
-        Event::Set(s, v) => Seen::Set(s.metric.name().into(), values(s.values), v),
+        Event::Count(s) => Seen::Count(format!("{:?}", s.metric), values(s.values)),
+        Event::Add(s, n) => Seen::Add(format!("{:?}", s.metric), values(s.values), n),
+        Event::Observe(s, n) => Seen::Observe(format!("{:?}", s.metric), values(s.values), n),
+        Event::Set(s, v) => Seen::Set(format!("{:?}", s.metric), values(s.values), v),
     }
 }
 

@@ -21,7 +21,14 @@ pub enum Seen {
     TooLong,
     Bool(bool),
     Null,
+    /// A number, to 7 significant digits (the scanner and `serde_json` parse it with
+    /// parsers that may differ in the last bit).
+    Number(String),
     Other,
+}
+
+fn number(n: f64) -> Seen {
+    Seen::Number(format!("{n:.6e}"))
 }
 
 impl Seen {
@@ -32,6 +39,7 @@ impl Seen {
             FieldValue::TooLong => Seen::TooLong,
             FieldValue::Bool(b) => Seen::Bool(*b),
             FieldValue::Null => Seen::Null,
+            FieldValue::Number(n) => number(*n),
             FieldValue::Other => Seen::Other,
         }
     }
@@ -45,13 +53,16 @@ impl Seen {
             Some(Value::String(s)) => Seen::Str(s.clone()),
             Some(Value::Bool(b)) => Seen::Bool(*b),
             Some(Value::Null) => Seen::Null,
+            Some(Value::Number(n)) => n.as_f64().map_or(Seen::Other, number),
             Some(_) => Seen::Other,
         }
     }
 
-    /// A value the event-stream reader keeps: a non-empty string, or one too long to keep.
+    /// A value the event-stream reader keeps: a non-empty string, one too long to keep, or a
+    /// number.
     pub fn is_kept_from_an_event(&self) -> bool {
-        matches!(self, Seen::Str(s) if !s.is_empty()) || *self == Seen::TooLong
+        matches!(self, Seen::Str(s) if !s.is_empty())
+            || matches!(self, Seen::TooLong | Seen::Number(_))
     }
 }
 
