@@ -510,6 +510,18 @@ impl Config {
         }
     }
 
+    /// The label keys of declared metrics that the catalog does not have, each once: Envoy
+    /// needs a tag for each (see [`crate::stat_name::envoy_stats_tags_with`]).
+    pub fn declared_label_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        for key in self.declared.metrics.iter().flat_map(|m| m.labels.iter()) {
+            if !crate::catalog::label::ALL.contains(&&**key) && !keys.contains(&&**key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
     /// The bucket bounds of a histogram.
     pub fn buckets(&self, metric: MetricId) -> &Buckets {
         match metric {

@@ -237,6 +237,67 @@ impl fmt::Debug for InlineStr {
     }
 }
 
+/// A JSON number's value: exact for integers up to 2⁵³, and within a few units in the last
+/// place otherwise (token counts and seconds need no better). `None` for text JSON refuses
+/// (`01`, `1.`, `+1`, `.5`) or a value beyond `f64`. Written by hand: the standard parser
+/// would add a tenth to the size of the Wasm module.
+fn parse_number(text: &[u8]) -> Option<f64> {
+    let (negative, rest) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let int_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (int, rest) = rest.split_at(int_len);
+    if int.is_empty() || (int.len() > 1 && int.first() == Some(&b'0')) {
+        return None;
+    }
+    let (fraction, rest) = match rest.split_first() {
+        Some((b'.', after)) => {
+            let n = after.iter().take_while(|b| b.is_ascii_digit()).count();
+            if n == 0 {
+                return None;
+            }
+            after.split_at(n)
+        }
+        _ => (&[][..], rest),
+    };
+    let exponent: i32 = match rest.split_first() {
+        None => 0,
+        Some((b'e' | b'E', after)) => {
+            let (sign, digits) = match after.split_first() {
+                Some((b'-', d)) => (-1, d),
+                Some((b'+', d)) => (1, d),
+                _ => (1, after),
+            };
+            if digits.is_empty() || digits.len() > 4 || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            sign * digits
+                .iter()
+                .fold(0i32, |e, d| e * 10 + i32::from(d - b'0'))
+        }
+        Some(_) => return None,
+    };
+    // Up to 19 significant digits are kept; the ones beyond only scale the value.
+    let mut mantissa: u64 = 0;
+    let mut scale = exponent;
+    let mut kept = 0;
+    for (i, d) in int.iter().chain(fraction).enumerate() {
+        let in_fraction = i >= int.len();
+        if kept < 19 {
+            mantissa = mantissa * 10 + u64::from(d - b'0');
+            kept += u32::from(mantissa > 0);
+            scale -= i32::from(in_fraction);
+        } else if !in_fraction {
+            scale += 1;
+        }
+    }
+    let value = mantissa as f64 * 10f64.powi(scale);
+    value
+        .is_finite()
+        .then_some(if negative { -value } else { value })
+}
+
 /// Where a string sits, which decides what its closing quote leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StrKind {
@@ -505,8 +566,8 @@ impl JsonFieldScanner {
 
     fn number_value(&self) -> FieldValue {
         let text = self.buf.get(..self.buf_len).unwrap_or_default();
-        match core::str::from_utf8(text).ok().map(str::parse::<f64>) {
-            Some(Ok(n)) if self.capture && !self.overflow && n.is_finite() => FieldValue::Number(n),
+        match parse_number(text) {
+            Some(n) if self.capture && !self.overflow => FieldValue::Number(n),
             _ => FieldValue::Other,
         }
     }

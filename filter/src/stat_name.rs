@@ -67,8 +67,15 @@ pub fn envoy_tag_regex(key: &str) -> String {
 
 /// `(tag_name, regex)` for every label key of the catalog, in catalog order.
 pub fn envoy_stats_tags() -> Vec<(&'static str, String)> {
+    envoy_stats_tags_with(&[])
+}
+
+/// [`envoy_stats_tags`], then the tags of `declared` label keys (those of declared metrics
+/// beyond the catalog's, see [`crate::config::Config::declared_label_keys`]).
+pub fn envoy_stats_tags_with<'a>(declared: &[&'a str]) -> Vec<(&'a str, String)> {
     label::ALL
         .iter()
+        .chain(declared)
         .map(|key| (*key, envoy_tag_regex(key)))
         .collect()
 }

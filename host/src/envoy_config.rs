@@ -273,7 +273,7 @@ impl Bootstrap {
         ));
         socket_address(&mut y, 14, &self.upstream);
         if native.is_none() {
-            y.push_str(&stats_config());
+            y.push_str(&stats_config(&config));
         }
         Ok(y)
     }
@@ -348,12 +348,13 @@ fn socket_address(y: &mut String, indent: usize, endpoint: &Endpoint) {
     );
 }
 
-/// `stats_config` with one anchored tag regex per catalog label key.
-pub fn stats_config() -> String {
+/// `stats_config` with one anchored tag regex per label key: the catalog's, then those the
+/// plugin configuration's declared metrics add.
+pub fn stats_config(config: &Config) -> String {
     let mut y = String::from(
         "stats_config:\n  # Cut the labels the filter encodes in its stat names (`key=.=value;.;`) back out.\n  stats_tags:\n",
     );
-    for (key, regex) in stat_name::envoy_stats_tags() {
+    for (key, regex) in stat_name::envoy_stats_tags_with(&config.declared_label_keys()) {
         let _ = writeln!(y, "  - tag_name: {key}");
         let _ = writeln!(y, "    regex: '{regex}'");
     }

@@ -50,8 +50,15 @@ pub enum MetricError {
 
 type Labels = Vec<(String, String)>;
 
-/// Bucket bounds (seconds) of the histograms the catalog declares, by metric name.
-pub type SecondsHistograms = HashMap<&'static str, Vec<f64>>;
+/// What the exporter knows of the filter's metrics, from the filter's catalog and its plugin
+/// configuration (the metrics it declares): the histograms recorded in nanoseconds (or a
+/// declared value × 10⁹) with their bounds in seconds (or the value's unit), by name, and
+/// each metric's help.
+#[derive(Debug, Clone, Default)]
+pub struct SecondsHistograms {
+    pub bounds: HashMap<String, Vec<f64>>,
+    pub help: HashMap<String, String>,
+}
 
 #[derive(Clone)]
 struct Buckets(Arc<[f64]>);
@@ -102,11 +109,17 @@ pub struct MetricStore {
 
 /// The catalog's histograms with the given bounds (the filter's configured buckets).
 pub fn seconds_histograms(bounds: impl Fn(Metric) -> Vec<f64>) -> SecondsHistograms {
-    Metric::ALL
-        .iter()
-        .filter(|m| m.kind() == MetricKind::Histogram)
-        .map(|m| (m.name(), bounds(*m)))
-        .collect()
+    SecondsHistograms {
+        bounds: Metric::ALL
+            .iter()
+            .filter(|m| m.kind() == MetricKind::Histogram)
+            .map(|m| (m.name().to_string(), bounds(*m)))
+            .collect(),
+        help: Metric::ALL
+            .iter()
+            .map(|m| (m.name().to_string(), m.def().help.to_string()))
+            .collect(),
+    }
 }
 
 fn valid_name(name: &str, colon: bool) -> bool {
@@ -115,16 +128,10 @@ fn valid_name(name: &str, colon: bool) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || (colon && b == b':'))
 }
 
-fn help_of(series: &str) -> String {
-    Metric::ALL.iter().find(|m| m.name() == series).map_or_else(
-        || "Defined by the wasm filter".to_string(),
-        |m| m.def().help.to_string(),
-    )
-}
-
 impl MetricStore {
     pub fn new(seconds: SecondsHistograms, logs: Arc<Logs>) -> Self {
         let bound_spelling = seconds
+            .bounds
             .values()
             .flatten()
             .filter_map(|seconds| {
@@ -196,8 +203,13 @@ impl MetricStore {
                 .any(|suffix| {
                     series
                         .strip_suffix(suffix)
-                        .is_some_and(|base| self.seconds.contains_key(base))
+                        .is_some_and(|base| self.seconds.bounds.contains_key(base))
                 });
+        let help = self
+            .seconds
+            .help
+            .get(series)
+            .map_or("Defined by the wasm filter", String::as_str);
         let registry = &mut inner.registry;
         let families = &mut inner.families;
         match kind {
@@ -210,7 +222,7 @@ impl MetricStore {
                         let family = Family::<Labels, Counter>::default();
                         // The client adds `_total` to counter names itself.
                         let base = series.strip_suffix("_total").unwrap_or(series);
-                        registry.register(base, help_of(series), family.clone());
+                        registry.register(base, help, family.clone());
                         family
                     });
                 Export::Counter(family.get_or_create(&labels).clone())
@@ -221,13 +233,13 @@ impl MetricStore {
                     .entry(series.to_string())
                     .or_insert_with(|| {
                         let family = Family::<Labels, Gauge>::default();
-                        registry.register(series, help_of(series), family.clone());
+                        registry.register(series, help, family.clone());
                         family
                     });
                 Export::Gauge(family.get_or_create(&labels).clone())
             }
             Kind::Histogram => {
-                let (bounds, scale) = match self.seconds.get(series) {
+                let (bounds, scale) = match self.seconds.bounds.get(series) {
                     Some(bounds) => (bounds.clone(), 1e9),
                     None => (
                         vec![1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0],
@@ -239,7 +251,7 @@ impl MetricStore {
                     .entry(series.to_string())
                     .or_insert_with(|| {
                         let family = Family::new_with_constructor(Buckets(bounds.into()));
-                        registry.register(series, help_of(series), family.clone());
+                        registry.register(series, help, family.clone());
                         family
                     });
                 Export::Histogram(family.get_or_create(&labels).clone(), scale)
@@ -352,15 +364,26 @@ fn respell_bounds(text: &str, spelling: &HashMap<u64, String>) -> String {
 /// The content type of [`MetricStore::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The seconds histograms of the filter's catalog with the bounds its plugin configuration
-/// sets (the filter refuses a configuration that does not parse; the defaults stand then).
+/// The histograms of the filter's catalog and of the metrics its plugin configuration
+/// declares, with the bounds it sets, and every metric's help (the filter refuses a
+/// configuration that does not parse; the catalog's defaults stand then).
 pub fn filter_buckets(plugin_config: &[u8], env: &[(String, String)]) -> SecondsHistograms {
     let config = prompter_filter::config::Config::parse(plugin_config, |name| {
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     });
-    seconds_histograms(|metric| match (&config, metric) {
-        (Ok(c), Metric::EnsureVersionSeconds) => c.ensure_version_buckets.seconds(),
-        (Ok(c), _) => c.request_buckets.seconds(),
-        (Err(_), _) => prompter_filter::config::Buckets::default().seconds(),
-    })
+    let Ok(config) = config else {
+        return seconds_histograms(|_| prompter_filter::config::Buckets::default().seconds());
+    };
+    let mut known = SecondsHistograms::default();
+    for metric in config.metric_ids() {
+        let shape = config.shape(metric);
+        if shape.kind == MetricKind::Histogram {
+            let bounds = config.buckets(metric).seconds();
+            known.bounds.insert(shape.name.to_string(), bounds);
+        }
+        known
+            .help
+            .insert(shape.name.to_string(), shape.help.to_string());
+    }
+    known
 }

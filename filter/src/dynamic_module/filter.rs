@@ -103,13 +103,19 @@ impl RequestMetrics {
         let mut worker = self.worker.state.borrow_mut();
         let worker = &mut *worker;
         let routes = shared.learned.current(&mut worker.routes);
-        self.exchange = Some(Exchange::start_with(
+        let mut exchange = Exchange::start_with(
             &shared.config,
             routes,
             method.as_deref(),
             path.as_deref(),
             now_nanos(),
-        ));
+        );
+        if exchange.wants_request_headers() {
+            for (index, name) in shared.config.declared.headers.iter().enumerate() {
+                exchange.request_header(index, filter.request_header(name));
+            }
+        }
+        self.exchange = Some(exchange);
     }
 
     pub fn on_request_body(&mut self, filter: EnvoyFilter<'_>) {
@@ -132,6 +138,9 @@ impl RequestMetrics {
             None
         };
         exchange.response_headers(status.as_deref(), content_type.as_deref());
+        if exchange.wants_response_time() {
+            exchange.response_time(now_nanos(), 0);
+        }
     }
 
     pub fn on_response_body(&mut self, filter: EnvoyFilter<'_>) {
@@ -140,6 +149,9 @@ impl RequestMetrics {
         };
         let chunks = filter.received_body(RECEIVED_RESPONSE_BODY);
         let len = chunks.iter().map(|c| c.len()).sum();
+        if exchange.wants_response_time() {
+            exchange.response_time(now_nanos(), len);
+        }
         let config = &self.worker.shared.config;
         exchange.response_chunk(config, len, |range| slice(&chunks, range));
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::abi::{EnvoyConfig, EnvoyFilter, MetricId};
-use crate::catalog::{Metric, MetricKind, FILTER_FAILURES};
+use crate::catalog::{MetricKind, FILTER_FAILURES};
 use crate::config::Config;
 use crate::events::{Event, Recorder, Series, Stat, StatSink};
 
@@ -54,12 +54,16 @@ impl Families {
             refused: None,
         };
         let mut recorder = Recorder::default();
-        for metric in Metric::ALL {
+        for metric in config.metric_ids() {
             // One series whose label values are its label names: the stats it resolves to are
             // the families the metric needs.
-            let values = metric.def().labels;
-            let series = Series { metric, values };
-            let event = match metric.kind() {
+            let shape = config.shape(metric);
+            let values: Vec<&str> = shape.labels.iter().collect();
+            let series = Series {
+                metric,
+                values: &values,
+            };
+            let event = match shape.kind {
                 MetricKind::Counter => Event::Count(series),
                 MetricKind::Gauge => Event::Set(series, 0),
                 MetricKind::Histogram => Event::Observe(series, 0),

@@ -26,6 +26,15 @@ impl RequestMetrics {
     fn now(&self) -> u64 {
         super::now_nanos(self.get_current_time())
     }
+
+    /// The time, when the exchange's declared metrics want to know when the response came
+    /// (a host call, so only then).
+    fn response_clock(&self) -> Option<u64> {
+        self.exchange
+            .as_ref()
+            .is_some_and(Exchange::wants_response_time)
+            .then(|| self.now())
+    }
 }
 
 impl Context for RequestMetrics {}
@@ -45,13 +54,19 @@ impl HttpContext for RequestMetrics {
         // serializes header by header (measured: BENCHMARKS.md, "What was tried").
         let method = lossy(self.get_http_request_header_bytes(":method"));
         let path = lossy(self.get_http_request_header_bytes(":path"));
-        let exchange = Exchange::start_with(
-            &self.shared.config,
+        let config = &self.shared.config;
+        let mut exchange = Exchange::start_with(
+            config,
             &self.shared.learned.borrow(),
             method.as_deref(),
             path.as_deref(),
             self.now(),
         );
+        if exchange.wants_request_headers() {
+            for (index, name) in config.declared.headers.iter().enumerate() {
+                exchange.request_header(index, self.get_http_request_header_bytes(name).as_deref());
+            }
+        }
         self.exchange = Some(exchange);
         Action::Continue
     }
@@ -83,14 +98,22 @@ impl HttpContext for RequestMetrics {
         } else {
             None
         };
+        let now = self.response_clock();
         if let Some(exchange) = &mut self.exchange {
             exchange.response_headers(status.as_deref(), content_type.as_deref());
+            if let Some(now) = now {
+                exchange.response_time(now, 0);
+            }
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        let now = self.response_clock();
         if let Some(exchange) = &mut self.exchange {
+            if let Some(now) = now {
+                exchange.response_time(now, body_size);
+            }
             // Only what the exchange reads is copied into the VM.
             exchange.response_chunk(&self.shared.config, body_size, |range| {
                 proxy_wasm::hostcalls::get_buffer(
