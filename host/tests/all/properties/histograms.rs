@@ -5,7 +5,6 @@
 //! Envoy view: the `_bucket{le}`/`_count` counters the filter emits for Envoy, which must
 //! count the same as the exporter's histogram for the same durations.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use prompter_filter::catalog::{label, Metric, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_SUFFIX};
@@ -193,7 +192,7 @@ fn envoy_view(plugin_config: &str, durations: &[(u8, u64)]) -> Series {
     let logs = Arc::new(Logs::new(None));
     let clock = Clock::manual(1_700_000_000_000_000_000);
     let shared = Shared {
-        metrics: Arc::new(MetricStore::new(HashMap::new(), Arc::clone(&logs))),
+        metrics: Arc::new(MetricStore::new(Default::default(), Arc::clone(&logs))),
         shared_data: Arc::new(SharedData::default()),
         logs,
         clock: clock.clone(),
