@@ -8,6 +8,8 @@
 //! request that matches none reads nothing more and records nothing more.
 
 pub(crate) mod record;
+#[cfg(test)]
+mod record_tests;
 mod schema;
 #[cfg(test)]
 mod schema_tests;

@@ -18,6 +18,8 @@ use crate::scanner::FieldSet;
 /// The plugin configuration's key of this section.
 pub const TOP_LEVEL_KEY: &str = "metrics";
 
+/// The help of a metric declared without one.
+const DEFAULT_HELP: &str = "Declared in the filter's configuration";
 pub(crate) const ENTRY: &[&str] = &["name", "type", "help", "buckets", "when", "labels", "value"];
 const WHEN: &[&str] = &["methods", "routes", "status", "response"];
 const LABEL: &[&str] = &[
@@ -93,7 +95,7 @@ fn read_entry(
     metric_name(&name, kind).map_err(|reason| invalid(fields_of.path_of("name"), reason))?;
     let help = fields_of
         .string("help")?
-        .unwrap_or_else(|| format!("Declared in the filter's configuration ({at})"));
+        .unwrap_or_else(|| DEFAULT_HELP.to_string());
     let buckets = match kind {
         MetricKind::Histogram => Buckets::read(&mut fields_of, "buckets")?,
         _ if fields_of.numbers("buckets")?.is_some() => {
