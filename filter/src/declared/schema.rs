@@ -63,13 +63,8 @@ pub(crate) fn parse(
             format!("at most {MAX_ENTRIES} entries, got {}", list.len()),
         ));
     }
-    for (i, entry) in list.into_iter().enumerate() {
-        let entry = read_entry(
-            entry,
-            &format!("{TOP_LEVEL_KEY}[{i}]"),
-            fields,
-            &mut declared,
-        )?;
+    for entry in list {
+        let entry = read_entry(entry, fields, &mut declared)?;
         declared.entries.push(entry);
     }
     Ok(declared)
@@ -77,7 +72,6 @@ pub(crate) fn parse(
 
 fn read_entry(
     mut fields_of: Fields,
-    at: &str,
     body_fields: &mut BodyFields,
     declared: &mut Declared,
 ) -> Result<Entry, ConfigError> {
