@@ -183,7 +183,10 @@ fn the_custom_metrics_page_quotes_the_example_and_real_refusals() {
         .next()
         .expect("a block of refusals");
     let lines: Vec<&str> = refusals.lines().collect();
-    assert!(lines.len() >= 2 && lines.len().is_multiple_of(2), "{refusals}");
+    assert!(
+        lines.len() >= 2 && lines.len().is_multiple_of(2),
+        "{refusals}"
+    );
     for pair in lines.chunks(2) {
         let (config, message) = (pair[0], pair[1]);
         let message = message
