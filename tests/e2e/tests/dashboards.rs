@@ -1,7 +1,9 @@
 //! The dashboard, recording rules, alerts and scrape configurations of `dashboards/`:
 //! promtool accepts them, every alert's unit tests pass, they only use the catalog's metric
 //! and label names (and use all metrics), and a real Prometheus scraping real Envoy with the
-//! filter answers every query of every panel with data.
+//! filter answers every query of every panel with data. The example of declared metrics
+//! (`dashboards/examples/`) gets the same checks against the metrics its configuration
+//! (`envoy/examples/custom-metrics.json`) declares.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use prompter_e2e::promql::{self, Uses};
 use prompter_filter::catalog::{
     label, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX, SUM_SUFFIX,
 };
+use prompter_filter::config::Config;
 use serde_norway::Value as Yaml;
 
 fn promtool_ok(args: &[&str]) {
@@ -722,4 +725,242 @@ fn every_panel_lights_up_on_prometheus_scraping_the_host_exporter() {
         &[Target::new("prompter-host", proxy.metrics)],
         Scraped::Host,
     );
+}
+
+// --- the example of declared metrics: dashboards/examples/ ------------------------------
+
+const EXAMPLE_CONFIG: &str = "envoy/examples/custom-metrics.json";
+const EXAMPLE_DASHBOARD: &str = "examples/custom-metrics.json";
+const EXAMPLE_RULES: &str = "examples/custom-metrics.rules.yml";
+
+/// The plugin configuration the example is for, as the filter reads it: its declared metrics
+/// are the one place the example's names and labels are spelled.
+fn example_config() -> Config {
+    let path = prompter_e2e::repo_root().join(EXAMPLE_CONFIG);
+    let json = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Config::parse(&json, |_| None).unwrap_or_else(|e| panic!("{EXAMPLE_CONFIG}: {e}"))
+}
+
+fn example_dashboard() -> serde_json::Value {
+    serde_json::from_str(&dashboard::read(EXAMPLE_DASHBOARD))
+        .unwrap_or_else(|e| panic!("{EXAMPLE_DASHBOARD}: {e}"))
+}
+
+/// `(record, expr)` of every rule of the example's rule file.
+fn example_rules() -> Vec<(String, String)> {
+    let doc = dashboard::yaml(EXAMPLE_RULES);
+    let mut rules = Vec::new();
+    for group in doc["groups"].as_sequence().expect("`groups` is a list") {
+        for rule in group["rules"].as_sequence().expect("`rules` is a list") {
+            let record = rule["record"].as_str();
+            let expr = rule["expr"].as_str();
+            let (Some(record), Some(expr)) = (record, expr) else {
+                panic!("{EXAMPLE_RULES}: a recording rule with an expr: {rule:?}");
+            };
+            rules.push((record.to_string(), expr.to_string()));
+        }
+    }
+    rules
+}
+
+/// Series the example's queries may read, each with the labels it has: the declared
+/// metrics' as Envoy exports them (a histogram's `_bucket`, with `le`, `_count` and
+/// `_sum_microseconds`), and what the example's rules record from them.
+fn example_readable_series(config: &Config) -> BTreeMap<String, BTreeSet<String>> {
+    let mut names = BTreeMap::new();
+    for metric in &config.declared.metrics {
+        let labels: BTreeSet<String> = metric.labels.iter().map(|l| l.to_string()).collect();
+        match metric.kind {
+            MetricKind::Histogram => {
+                for suffix in [BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX] {
+                    let mut labels = labels.clone();
+                    if suffix == BUCKET_SUFFIX {
+                        labels.insert(label::LE.to_string());
+                    }
+                    names.insert(format!("{}{suffix}", metric.name), labels);
+                }
+            }
+            _ => {
+                names.insert(metric.name.clone(), labels);
+            }
+        }
+    }
+    for (record, expr) in example_rules() {
+        let read = analyze(&record, &expr).metrics();
+        let labels = read
+            .iter()
+            .filter_map(|name| names.get(name))
+            .flatten()
+            .cloned()
+            .collect();
+        names.insert(record, labels);
+    }
+    names
+}
+
+/// What is wrong with what `uses` (and a legend printing `legend`) reads (empty when nothing).
+fn example_problems(
+    what: &str,
+    uses: &Uses,
+    legend: &[String],
+    readable: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut labels = BTreeSet::new();
+    for metric in uses.metrics() {
+        match readable.get(&metric) {
+            Some(have) => labels.extend(have.iter().cloned()),
+            None if metric.ends_with(SUM_SUFFIX) => problems.push(format!(
+                "{what}: {metric}: Envoy's scrape has no histogram `_sum`; {EXAMPLE_RULES} must record it from `{SUM_MICROS_SUFFIX}`"
+            )),
+            None => problems.push(format!(
+                "{what}: metric {metric} is not declared in {EXAMPLE_CONFIG} nor recorded by {EXAMPLE_RULES}"
+            )),
+        }
+    }
+    // Labels are judged when every series read is known.
+    let series_known = problems.is_empty();
+    for name in uses.labels.iter().chain(legend) {
+        if series_known && !labels.contains(name) {
+            problems.push(format!(
+                "{what}: label {name} is not a label of the metrics it reads"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn promtool_accepts_the_example_rule_file() {
+    promtool_ok(&["check", "rules", EXAMPLE_RULES]);
+}
+
+/// Every metric and label the example dashboard and rules read is declared by the example
+/// configuration, every declared metric has a panel, every rule is read by a panel, and every
+/// panel follows the `service` and `env` variables.
+#[test]
+fn the_example_dashboard_reads_what_the_example_configuration_declares() {
+    let config = example_config();
+    let readable = example_readable_series(&config);
+    let dash = example_dashboard();
+    let mut problems = Vec::new();
+    let mut read = BTreeSet::new();
+    let queries = dashboard::panel_queries(&dash);
+    assert!(!queries.is_empty(), "{EXAMPLE_DASHBOARD} has panels");
+    for query in &queries {
+        // Grafana's variables left in place: the matchers must name them.
+        let uses = promql::analyze(&query.expr.replace("$__rate_interval", "1m"))
+            .unwrap_or_else(|e| panic!("{}: {e}", query.name()));
+        problems.extend(example_problems(
+            &query.name(),
+            &uses,
+            &query.legend_labels(),
+            &readable,
+        ));
+        for selector in &uses.selectors {
+            for (name, var) in [(label::SERVICE, "$service"), (label::ENV, "$env")] {
+                if !selector
+                    .matcher(name)
+                    .is_some_and(|m| m.op == "=~" && m.value == var)
+                {
+                    problems.push(format!(
+                        "{}: {} lacks {name}=~\"{var}\"",
+                        query.name(),
+                        selector.to_promql()
+                    ));
+                }
+            }
+        }
+        read.extend(uses.metrics());
+    }
+    for variable in dashboard::variable_queries(&dash) {
+        let what = format!("variable {}", variable.name);
+        let uses = analyze(&what, &variable.selector);
+        problems.extend(example_problems(
+            &what,
+            &uses,
+            std::slice::from_ref(&variable.label),
+            &readable,
+        ));
+    }
+    for (record, expr) in example_rules() {
+        let what = format!("{EXAMPLE_RULES} rule {record}");
+        problems.extend(example_problems(
+            &what,
+            &analyze(&what, &expr),
+            &[],
+            &readable,
+        ));
+        if !read.contains(&record) {
+            problems.push(format!("{what}: no panel reads it"));
+        }
+    }
+    for metric in &config.declared.metrics {
+        let shown = read.iter().any(|name| {
+            name.strip_prefix(metric.name.as_str()).is_some_and(|rest| {
+                rest.is_empty() || [BUCKET_SUFFIX, COUNT_SUFFIX, SUM_SUFFIX].contains(&rest)
+            })
+        });
+        if !shown {
+            problems.push(format!("no panel reads {}", metric.name));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Real Envoy with the example configuration, real Prometheus with the project's rules and
+/// the example's: every query of every panel of the example dashboard has data.
+#[test]
+fn the_example_dashboard_lights_up_on_prometheus_scraping_envoy() {
+    let plugin_config = std::fs::read_to_string(prompter_e2e::repo_root().join(EXAMPLE_CONFIG))
+        .expect("the example configuration");
+    let sample = prompter_sample_api::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let envoy = Envoy::start(EnvoyOptions::new(sample.addr, &plugin_config));
+    let targets = [Target::new("prompter-envoy", envoy.admin)];
+    let mut config: Yaml = serde_norway::from_str(&prometheus::static_config(&targets)).unwrap();
+    let rules = dashboard::path(EXAMPLE_RULES).canonicalize().unwrap();
+    config["rule_files"]
+        .as_sequence_mut()
+        .expect("rule_files")
+        .push(Yaml::from(rules.display().to_string()));
+    let prometheus = Prometheus::start(&serde_norway::to_string(&config).unwrap());
+    let _traffic = Traffic::start(envoy.listener);
+    let vars = Vars {
+        service: SERVICE.into(),
+        env: ENV.into(),
+        rate_interval: "10s".into(),
+        interval: "1s".into(),
+    };
+    let dash = example_dashboard();
+    let start = Instant::now();
+    loop {
+        let mut problems = Vec::new();
+        for query in dashboard::panel_queries(&dash) {
+            problems.extend(panel_problems(
+                &prometheus,
+                &query,
+                &vars.substitute(&query.expr),
+            ));
+        }
+        for variable in dashboard::variable_queries(&dash) {
+            let selector = vars.substitute(&variable.selector);
+            match prometheus.label_values(&variable.label, &selector) {
+                Ok(values) if !values.is_empty() => {}
+                Ok(_) => problems.push(format!("variable {}: no values", variable.name)),
+                Err(e) => problems.push(format!("variable {}: {e}", variable.name)),
+            }
+        }
+        if problems.is_empty() {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            panic!(
+                "after {:?}, the example dashboard is not lit up:\n{}\n\nPrometheus log:\n{}",
+                start.elapsed(),
+                problems.join("\n"),
+                prometheus.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

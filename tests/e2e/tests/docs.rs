@@ -1,12 +1,14 @@
 //! The documentation says what the code says: the README's metric table is the catalog, the
 //! configuration page's table is the configuration's keys, every page of `docs/` is linked
-//! from the README, and every relative link of the README and the pages leads somewhere.
+//! from the README, every relative link of the README and the pages leads somewhere, and the
+//! page of declared metrics quotes the example configuration and the filter's refusals as
+//! they are.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use prompter_filter::catalog::Metric;
-use prompter_filter::config::TOP_LEVEL;
+use prompter_filter::config::{Config, TOP_LEVEL};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -128,4 +130,84 @@ fn every_page_is_linked_from_the_readme_and_every_relative_link_leads_somewhere(
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// The fenced code blocks of `text` after its first line equal to `heading` (all of them
+/// when `heading` is empty): `(info string, body)`.
+fn code_blocks(text: &str, heading: &str) -> Vec<(String, String)> {
+    let mut lines = text.lines();
+    if !heading.is_empty() {
+        assert!(
+            lines.by_ref().any(|l| l == heading),
+            "no heading {heading:?}"
+        );
+    }
+    let mut blocks = Vec::new();
+    let mut open: Option<(String, String)> = None;
+    for line in lines {
+        match (&mut open, line.strip_prefix("```")) {
+            (None, Some(info)) => open = Some((info.to_string(), String::new())),
+            (Some(_), Some(_)) => blocks.extend(open.take()),
+            (Some((_, body)), None) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    blocks
+}
+
+/// docs/custom-metrics.md shows the example configuration as it is, and each refusal it
+/// quotes is what the filter answers to the configuration quoted above it.
+#[test]
+fn the_custom_metrics_page_quotes_the_example_and_real_refusals() {
+    let root = prompter_e2e::repo_root();
+    let page = read(&root.join("docs/custom-metrics.md"));
+    let example = read(&root.join("envoy/examples/custom-metrics.json"));
+    let parse = |text: &str| -> serde_json::Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let (_, shown) = code_blocks(&page, "")
+        .into_iter()
+        .find(|(info, _)| info == "json")
+        .expect("a json block");
+    assert_eq!(
+        parse(&shown),
+        parse(&example),
+        "the page's first json block is envoy/examples/custom-metrics.json"
+    );
+
+    let (_, refusals) = code_blocks(&page, "## What is refused")
+        .into_iter()
+        .next()
+        .expect("a block of refusals");
+    let lines: Vec<&str> = refusals.lines().collect();
+    assert!(
+        lines.len() >= 2 && lines.len().is_multiple_of(2),
+        "{refusals}"
+    );
+    for pair in lines.chunks(2) {
+        let (config, message) = (pair[0], pair[1]);
+        let message = message
+            .strip_prefix("→ ")
+            .unwrap_or_else(|| panic!("`→ message` after {config}"));
+        match Config::parse(config.as_bytes(), |_| None) {
+            Ok(_) => panic!("{config} is accepted"),
+            Err(e) => assert_eq!(e.to_string(), message, "{config}"),
+        }
+    }
+}
+
+/// The README's example of declared metrics is a configuration the filter accepts.
+#[test]
+fn the_readme_example_of_declared_metrics_is_accepted() {
+    let readme = read(&prompter_e2e::repo_root().join("README.md"));
+    let (_, example) = code_blocks(&readme, "## Metrics of your own")
+        .into_iter()
+        .find(|(info, _)| info == "json")
+        .expect("a json block");
+    let config =
+        Config::parse(example.as_bytes(), |_| None).unwrap_or_else(|e| panic!("{e}\n{example}"));
+    assert!(!config.declared.metrics.is_empty(), "it declares metrics");
 }
