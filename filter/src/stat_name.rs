@@ -39,12 +39,18 @@ pub struct DecodedName<'a> {
 /// Splits an encoded stat name. Returns `None` for a name that is not in our encoding
 /// (a key that is not in the catalog, or a malformed tag).
 pub fn decode(name: &str) -> Option<DecodedName<'_>> {
+    decode_with(name, &[])
+}
+
+/// [`decode`], with the label keys of declared metrics (see
+/// [`crate::config::Config::declared_label_keys`]) beside the catalog's.
+pub fn decode_with<'a>(name: &'a str, declared: &[String]) -> Option<DecodedName<'a>> {
     let mut labels = Vec::new();
     let mut rest = name;
     while let Some(end) = rest.find(TAG_TERMINATOR) {
         let tag = &rest[..end];
         let (key, value) = tag.split_once(KEY_VALUE_SEPARATOR)?;
-        if !label::ALL.contains(&key) {
+        if !label::ALL.contains(&key) && !declared.iter().any(|d| d == key) {
             return None;
         }
         labels.push((key, value));
@@ -113,6 +119,13 @@ mod tests {
     #[test]
     fn refuses_names_in_another_encoding() {
         assert!(decode("evil=.=x;.;starlette_requests_total").is_none());
+        let declared = ["tenant".to_string()];
+        let name = "tenant=.=acme;.;x_total";
+        assert_eq!(
+            decode_with(name, &declared).unwrap().labels,
+            [("tenant", "acme")]
+        );
+        assert!(decode(name).is_none(), "only where it is declared");
         assert!(decode("service=x;.;starlette_requests_total").is_none());
         assert_eq!(decode("plain_name").unwrap().labels, vec![]);
     }

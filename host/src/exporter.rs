@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::metrics::{MetricStore, CONTENT_TYPE};
 
 /// The host's own counter of filter failures (traps, refused restarts).
+/// Its name starts with the prefix the filter keeps declared metrics away from.
 pub const FILTER_FAILURES: &str = "prompter_host_filter_failures";
 pub const FILTER_FAILURES_HELP: &str =
     "Filter callbacks that trapped or failed (the host failed open or closed)";
@@ -64,4 +65,12 @@ pub fn spawn(listener: TcpListener, metrics: Arc<MetricStore>) -> SocketAddr {
         }
     });
     addr
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_hosts_own_metrics_cannot_be_declared_by_the_filter() {
+        assert!(super::FILTER_FAILURES.starts_with(prompter_filter::declared::HOST_PREFIX));
+    }
 }

@@ -58,6 +58,8 @@ type Labels = Vec<(String, String)>;
 pub struct SecondsHistograms {
     pub bounds: HashMap<String, Vec<f64>>,
     pub help: HashMap<String, String>,
+    /// Label keys of declared metrics beyond the catalog's.
+    pub declared_labels: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -119,6 +121,7 @@ pub fn seconds_histograms(bounds: impl Fn(Metric) -> Vec<f64>) -> SecondsHistogr
             .iter()
             .map(|m| (m.name().to_string(), m.def().help.to_string()))
             .collect(),
+        declared_labels: Vec::new(),
     }
 }
 
@@ -176,7 +179,7 @@ impl MetricStore {
     }
 
     fn export_for(&self, inner: &mut Inner, kind: Kind, name: &str) -> Export {
-        let Some(decoded) = stat_name::decode(name) else {
+        let Some(decoded) = stat_name::decode_with(name, &self.seconds.declared_labels) else {
             self.logs.push(
                 Level::Warn,
                 format!("metric `{name}` is not in the tag encoding; not exported"),
@@ -374,7 +377,14 @@ pub fn filter_buckets(plugin_config: &[u8], env: &[(String, String)]) -> Seconds
     let Ok(config) = config else {
         return seconds_histograms(|_| prompter_filter::config::Buckets::default().seconds());
     };
-    let mut known = SecondsHistograms::default();
+    let mut known = SecondsHistograms {
+        declared_labels: config
+            .declared_label_keys()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        ..SecondsHistograms::default()
+    };
     for metric in config.metric_ids() {
         let shape = config.shape(metric);
         if shape.kind == MetricKind::Histogram {

@@ -19,6 +19,7 @@ use crate::config::Buckets;
 use crate::labels::{self, OTHER};
 use crate::scanner::FieldValue;
 
+pub use schema::HOST_PREFIX;
 pub(crate) use schema::{parse, ENTRY, TOP_LEVEL_KEY};
 
 /// Most entries in `metrics` (an exchange keeps its candidates in a 64-bit mask).

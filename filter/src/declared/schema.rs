@@ -18,6 +18,8 @@ use crate::scanner::FieldSet;
 /// The plugin configuration's key of this section.
 pub const TOP_LEVEL_KEY: &str = "metrics";
 
+/// The prefix of the wasmtime host's own metrics (`prompter_host_filter_failures_total`).
+pub const HOST_PREFIX: &str = "prompter_host_";
 /// The help of a metric declared without one.
 const DEFAULT_HELP: &str = "Declared in the filter's configuration";
 pub(crate) const ENTRY: &[&str] = &["name", "type", "help", "buckets", "when", "labels", "value"];
@@ -231,16 +233,18 @@ fn metric_name(name: &str, kind: MetricKind) -> Result<(), String> {
         }
         _ => {}
     }
+    if name.starts_with(HOST_PREFIX) {
+        return Err(format!(
+            "`{name}`: `{HOST_PREFIX}` is the prefix of the host's own metrics"
+        ));
+    }
     let mine = exported_names(name, kind);
     let builtin = Metric::ALL
         .iter()
         .flat_map(|m| exported_names(m.name(), m.kind()))
         .chain([FILTER_FAILURES.to_string()])
-        .find(|b| mine.contains(b) || name.starts_with("prompter_host_"));
+        .find(|b| mine.contains(b));
     match builtin {
-        Some(b) if name.starts_with("prompter_host_") => Err(format!(
-            "`{name}`: `prompter_host_` names the host's own metrics (like `{b}`)"
-        )),
         Some(b) => Err(format!("`{name}` clashes with the built-in `{b}`")),
         None => Ok(()),
     }

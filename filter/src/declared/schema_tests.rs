@@ -122,6 +122,11 @@ fn bad_entries_are_refused_with_the_field_and_the_reason() {
             "clashes with the built-in `starlette_requests_total`",
         ),
         (
+            r#"{"name": "prompter_host_x_total", "type": "counter"}"#,
+            "metrics[0].name",
+            "`prompter_host_` is the prefix of the host's own metrics",
+        ),
+        (
             r#"{"name": "prompter_filter_failures_total", "type": "counter"}"#,
             "metrics[0].name",
             "clashes with the built-in",
