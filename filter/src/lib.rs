@@ -6,6 +6,7 @@
 //! natively; `wasm` is the thin proxy-wasm layer that feeds it, `dynamic_module` the thin
 //! layer of the native Envoy module (feature `envoy-dynamic-module`).
 
+pub mod bytes;
 pub mod catalog;
 pub mod config;
 mod config_json;

@@ -6,9 +6,9 @@
 //! strings: they are hashed in place, and a hit compares them against the stored copy. A miss
 //! (a series seen for the first time) is the only path that allocates.
 
-use std::hash::{Hash, Hasher};
+use rustc_hash::FxHashMap;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use crate::bytes;
 
 use crate::events::MetricId;
 use crate::events::Series;
@@ -30,7 +30,7 @@ impl<V> Entry<V> {
                 .values
                 .iter()
                 .zip(series.values)
-                .all(|(stored, value)| **stored == **value)
+                .all(|(stored, value)| bytes::eq(stored.as_bytes(), value.as_bytes()))
     }
 }
 
@@ -50,15 +50,12 @@ impl<V> Default for SeriesCache<V> {
     }
 }
 
+/// The values' lengths are hashed with them, which keeps `["ab", "c"]` and `["a", "bc"]`
+/// apart.
 fn hash(series: &Series<'_>) -> u64 {
-    let mut hasher = FxHasher::default();
-    series.metric.hash(&mut hasher);
-    for value in series.values {
-        hasher.write(value.as_bytes());
-        // Keeps ["ab", "c"] and ["a", "bc"] apart (no label value holds this byte).
-        hasher.write_u8(0xff);
-    }
-    hasher.finish()
+    series.values.iter().fold(series.metric as u64, |h, value| {
+        bytes::hash(h, value.as_bytes())
+    })
 }
 
 impl<V> SeriesCache<V> {
