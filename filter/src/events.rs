@@ -21,6 +21,16 @@ pub enum MetricId {
     Declared(usize),
 }
 
+impl MetricId {
+    /// A number of its own per metric, cheap to hash.
+    pub fn key(self) -> u64 {
+        match self {
+            MetricId::Catalog(metric) => metric as u64,
+            MetricId::Declared(index) => (1 << 32) + index as u64,
+        }
+    }
+}
+
 impl From<Metric> for MetricId {
     fn from(metric: Metric) -> Self {
         MetricId::Catalog(metric)

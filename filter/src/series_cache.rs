@@ -53,7 +53,7 @@ impl<V> Default for SeriesCache<V> {
 /// The values' lengths are hashed with them, which keeps `["ab", "c"]` and `["a", "bc"]`
 /// apart.
 fn hash(series: &Series<'_>) -> u64 {
-    series.values.iter().fold(series.metric as u64, |h, value| {
+    series.values.iter().fold(series.metric.key(), |h, value| {
         bytes::hash(h, value.as_bytes())
     })
 }
