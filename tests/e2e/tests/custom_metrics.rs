@@ -700,6 +700,11 @@ fn the_example_through_envoy_with_the_native_module() {
 }
 
 #[test]
+fn the_example_through_the_host() {
+    every_declared_series_follows_the_traffic(Kind::Host);
+}
+
+#[test]
 fn a_metrics_section_the_filter_refuses_stops_envoy_with_its_message() {
     let (text, _) = example();
     let example: serde_json::Value = serde_json::from_str(&text).unwrap();
