@@ -23,6 +23,14 @@ pub mod label {
 }
 
 /// Suffixes of the series a histogram is exported as (Prometheus conventions).
+/// True for a Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`), or with `colon` false a
+/// label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_prometheus_name(name: &str, colon: bool) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || (colon && b == b':'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || (colon && b == b':'))
+}
+
 pub const BUCKET_SUFFIX: &str = "_bucket";
 pub const COUNT_SUFFIX: &str = "_count";
 pub const SUM_SUFFIX: &str = "_sum";

@@ -597,7 +597,8 @@ fn label_setting(
     }
 }
 
-fn clean_label(field: &str, value: String) -> Result<String, ConfigError> {
+/// A label value the configuration gives, which must be usable as it is.
+pub(crate) fn clean_label(field: &str, value: String) -> Result<String, ConfigError> {
     if value.len() > 128 || !labels::is_clean(&value) {
         return Err(invalid(
             field,

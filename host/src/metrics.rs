@@ -16,7 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use prompter_filter::catalog::{
-    format_bound, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, SUM_MICROS_SUFFIX,
+    format_bound, is_prometheus_name, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX,
+    SUM_MICROS_SUFFIX,
 };
 use prompter_filter::stat_name;
 
@@ -125,12 +126,6 @@ pub fn seconds_histograms(bounds: impl Fn(Metric) -> Vec<f64>) -> SecondsHistogr
     }
 }
 
-fn valid_name(name: &str, colon: bool) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || (colon && b == b':'))
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || (colon && b == b':'))
-}
-
 impl MetricStore {
     pub fn new(seconds: SecondsHistograms, logs: Arc<Logs>) -> Self {
         let bound_spelling = seconds
@@ -192,7 +187,9 @@ impl MetricStore {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        if !valid_name(series, true) || !labels.iter().all(|(k, _)| valid_name(k, false)) {
+        if !is_prometheus_name(series, true)
+            || !labels.iter().all(|(k, _)| is_prometheus_name(k, false))
+        {
             self.logs.push(
                 Level::Warn,
                 format!("metric `{name}` has no valid Prometheus name; not exported"),

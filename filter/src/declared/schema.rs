@@ -6,10 +6,10 @@ use super::{
     ResponseKind, StatusMatch, ValueSource, When, MAX_ENTRIES, MAX_LABELS,
 };
 use crate::catalog::{
-    label, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, FILTER_FAILURES, SUM_MICROS_SUFFIX,
-    SUM_SUFFIX,
+    is_prometheus_name, label, Metric, MetricKind, BUCKET_SUFFIX, COUNT_SUFFIX, FILTER_FAILURES,
+    SUM_MICROS_SUFFIX, SUM_SUFFIX,
 };
-use crate::config::{invalid, BodyFields, Buckets, ConfigError};
+use crate::config::{clean_label as clean, invalid, BodyFields, Buckets, ConfigError};
 use crate::config_json::Fields;
 use crate::labels::{self, OTHER};
 use crate::routes::UNMATCHED;
@@ -203,10 +203,7 @@ fn exported_names(name: &str, kind: MetricKind) -> Vec<String> {
 
 /// Why `name` cannot be a declared metric's, if it cannot.
 fn metric_name(name: &str, kind: MetricKind) -> Result<(), String> {
-    let mut bytes = name.bytes();
-    let valid = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
-    if !valid || name.len() > 200 {
+    if !is_prometheus_name(name, true) || name.len() > 200 {
         return Err(format!(
             "`{name}` is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most 200)"
         ));
@@ -331,10 +328,7 @@ fn read_label(
 ) -> Result<(String, LabelRule), ConfigError> {
     let key = fields_of.required_string("name")?;
     let name_at = fields_of.path_of("name");
-    let mut bytes = key.bytes();
-    let valid = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid || key.starts_with("__") {
+    if !is_prometheus_name(&key, false) || key.starts_with("__") {
         return Err(invalid(
             name_at,
             format!("`{key}` is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no `__`)"),
@@ -579,17 +573,4 @@ fn header_name(at: &str, name: String) -> Result<String, ConfigError> {
         ));
     }
     Ok(name.to_ascii_lowercase())
-}
-
-/// A label value the configuration gives, which must be usable as it is.
-fn clean(at: &str, value: String) -> Result<String, ConfigError> {
-    if value.len() > 128 || !labels::is_clean(&value) {
-        return Err(invalid(
-            at,
-            format!(
-                "`{value}` is not a usable label value (1-128 of letters, digits, `_-.:/{{}}+`)"
-            ),
-        ));
-    }
-    Ok(value)
 }
