@@ -8,13 +8,16 @@
 //! 15): `envoy/examples/custom-metrics.json`, which every request matches (tenants) and runs
 //! match more (tokens, first byte), and a configuration whose only declared metric is on a
 //! route the bench never requests (its header and body field still declared), the cost of a
-//! request that matches nothing declared.
+//! request that matches nothing declared. Those differences are small beside a busy machine's
+//! drift between criterion's benches, so each is also measured paired: in alternation with
+//! the default configuration, batch by batch (printed as `paired per request: …`).
 //!
 //! Needs the modules as shipped: `scripts/build-wasm`, then `cargo bench -p prompter-host
 //! --bench request`.
 
 use std::hint::black_box;
 use std::path::Path;
+use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion};
 use prompter_host::clock::Clock;
@@ -183,6 +186,9 @@ struct Variant {
     module: FilterModule,
     vm_config: VmConfig,
     plugin_config: PluginConfig,
+    /// The variant measured in alternation with this one: the same filter and VM
+    /// configuration with the default plugin configuration.
+    paired_with: Option<&'static str>,
 }
 
 impl Variant {
@@ -194,50 +200,48 @@ impl Variant {
 /// The variants measured. The names without a plugin configuration are the default one's
 /// (the names BENCHMARKS.md has always had).
 fn variants() -> Vec<Variant> {
+    const ENVOY_VM: &str = "prompter_filter-envoy_vm";
+    const HOST_VM: &str = "prompter_filter-host_vm";
     let ours = module("prompter_filter.wasm");
     let empty = module("prompter_empty_filter.wasm");
-    let variant = |name, module: &FilterModule, vm_config, plugin_config| Variant {
+    let variant = |name, module: &FilterModule, vm_config, plugin_config, paired_with| Variant {
         name,
         module: module.clone(),
         vm_config,
         plugin_config,
+        paired_with,
     };
+    let default = PluginConfig::Default;
     vec![
-        variant(
-            "prompter_filter-envoy_vm",
-            &ours,
-            VmConfig::Envoy,
-            PluginConfig::Default,
-        ),
-        variant(
-            "prompter_filter-host_vm",
-            &ours,
-            VmConfig::Host,
-            PluginConfig::Default,
-        ),
+        variant(ENVOY_VM, &ours, VmConfig::Envoy, default, None),
+        variant(HOST_VM, &ours, VmConfig::Host, default, None),
         variant(
             "prompter_filter-envoy_vm-custom_metrics",
             &ours,
             VmConfig::Envoy,
             PluginConfig::CustomMetrics,
+            Some(ENVOY_VM),
         ),
         variant(
             "prompter_filter-host_vm-custom_metrics",
             &ours,
             VmConfig::Host,
             PluginConfig::CustomMetrics,
+            Some(HOST_VM),
         ),
         variant(
             "prompter_filter-envoy_vm-declared_unmatched",
             &ours,
             VmConfig::Envoy,
             PluginConfig::DeclaredUnmatched,
+            Some(ENVOY_VM),
         ),
         variant(
             "prompter_empty_filter",
             &empty,
             VmConfig::Envoy,
-            PluginConfig::Default,
+            default,
+            None,
         ),
     ]
 }
@@ -259,6 +263,58 @@ fn print_host_calls(variants: &[Variant]) {
     }
 }
 
+/// Rounds of a paired measurement, and the exchanges each variant makes in a round.
+const PAIRED_ROUNDS: usize = 201;
+const PAIRED_BATCH: u32 = 100;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Prints `paired per request: <variant> <request> ns=<n> default_ns=<n> over_default_ns=<n>`
+/// for each variant paired with a default one: both measured in alternation, a batch of
+/// exchanges each per round (which one goes first alternating too), so that both see the
+/// same machine. The figures are the medians of the rounds' ns per request, and of the rounds'
+/// differences.
+fn print_paired(variants: &[Variant]) {
+    for variant in variants {
+        let Some(base) = variant
+            .paired_with
+            .and_then(|name| variants.iter().find(|v| v.name == name))
+        else {
+            continue;
+        };
+        for (kind, request) in requests() {
+            let mut drivers = [base.driver(), variant.driver()];
+            for driver in &mut drivers {
+                for _ in 0..PAIRED_BATCH {
+                    driver.exchange(&request);
+                }
+            }
+            let mut times = [Vec::new(), Vec::new()];
+            for round in 0..PAIRED_ROUNDS {
+                for i in [round % 2, 1 - round % 2] {
+                    let start = Instant::now();
+                    for _ in 0..PAIRED_BATCH {
+                        drivers[i].exchange(black_box(&request));
+                    }
+                    let ns = start.elapsed().as_nanos() as f64 / f64::from(PAIRED_BATCH);
+                    times[i].push(ns);
+                }
+            }
+            let over: Vec<f64> = times[1].iter().zip(&times[0]).map(|(v, b)| v - b).collect();
+            let [base_ns, ns] = times.map(median);
+            println!(
+                "paired per request: {} {kind} ns={ns:.0} default_ns={base_ns:.0} \
+                 over_default_ns={:.0}",
+                variant.name,
+                median(over)
+            );
+        }
+    }
+}
+
 fn whole_request(c: &mut Criterion, variants: &[Variant]) {
     let mut group = c.benchmark_group("request");
     for variant in variants {
@@ -276,6 +332,7 @@ fn whole_request(c: &mut Criterion, variants: &[Variant]) {
 fn main() {
     let variants = variants();
     print_host_calls(&variants);
+    print_paired(&variants);
     let mut criterion = Criterion::default().configure_from_args();
     whole_request(&mut criterion, &variants);
     criterion.final_summary();

@@ -4,7 +4,7 @@
 Usage: report.py RESULTS COMMANDS CRITERION_DIR
 
 RESULTS has one measurement per line (`load`, `cpu`, `stream`, `memory`, `hostcalls`, `wasm`,
-`native`, `allocations`, `envoystat`, `declaredstat`, `meta`, as scripts/bench-load records
+`native`, `allocations`, `envoystat`, `declaredstat`, `paired`, `meta`, as scripts/bench-load records
 them); CRITERION_DIR is
 criterion's output (`target/criterion`), read for the medians of the benches. The text of
 `notes.md` beside this file (what the figures mean, what was tried) goes in before the commands.
@@ -38,7 +38,8 @@ DECLARED_VARIANTS = (
     ("-declared_unmatched", "one metric declared, not matched"),
 )
 # "Nothing measurable" for a request that matches no declared metric, in the native host
-# bench: within this share of the default configuration's time.
+# bench measured in alternation with the default configuration: within this share of the
+# default configuration's time.
 UNMATCHED_NOISE = 0.05
 
 
@@ -175,21 +176,29 @@ def request_ns(criterion_root, variant, kind):
     return result[0] if result else None
 
 
-def declared_budgets(p, load, cpu, criterion_root):
+def paired_table(data):
+    """(variant, request) → (ns, the default configuration's ns, median difference), from the
+    request bench's paired measurements."""
+    return {
+        (variant, kind): (int(ns), int(base), int(over))
+        for variant, kind, ns, base, over in data["paired"]
+    }
+
+
+def declared_budgets(p, load, cpu, paired):
     """Issue 15's: declaring nothing costs what it costs today (the rows of `ours` above are
     the default configuration's); a request that matches no declared metric pays nothing
     measurable; what the example's declared metrics cost is reported."""
     for kind in ("plain_get", "probe", "run"):
-        base = request_ns(criterion_root, "envoy_vm", kind)
-        unmatched = request_ns(criterion_root, "envoy_vm-declared_unmatched", kind)
-        if base and unmatched:
-            delta = unmatched - base
+        figures = paired.get(("prompter_filter-envoy_vm-declared_unmatched", kind))
+        if figures:
+            ns, base, over = figures
             p(
                 f"| declared metrics, none matched: a {kind.replace('_', ' ')} costs nothing "
-                f"measurable (native host, Envoy's VM configuration; within "
-                f"{UNMATCHED_NOISE:.0%} of the default configuration's) | "
-                f"{unmatched:,.0f} vs {base:,.0f} ns = **{delta:+,.0f} ns ({delta / base:+.1%})** | "
-                f"{met(delta <= base * UNMATCHED_NOISE)} |"
+                f"measurable (native host, Envoy's VM configuration, in alternation with the "
+                f"default configuration; within {UNMATCHED_NOISE:.0%} of its time) | "
+                f"{ns:,} vs {base:,} ns: **{over:+,} ns ({over / base:+.1%})** | "
+                f"{met(over <= base * UNMATCHED_NOISE)} |"
             )
     if "declared" in load and "ours" in load:
         ratio = load["declared"]["rps"] / load["ours"]["rps"]
@@ -205,7 +214,7 @@ def declared_budgets(p, load, cpu, criterion_root):
         )
 
 
-def declared_section(p, load, cpu, streams, hostcalls, data, criterion_root):
+def declared_section(p, load, cpu, streams, hostcalls, data, paired, criterion_root):
     """What declared metrics cost, per request in the native host and under load in Envoy."""
     rows = []
     for vm, vm_name in (("envoy_vm", "Envoy's"), ("host_vm", "the host's")):
@@ -227,7 +236,15 @@ def declared_section(p, load, cpu, streams, hostcalls, data, criterion_root):
                     text += f"; {calls[1]} host calls"
                 cells.append(text)
             rows.append(f"| {vm_name} | {kind.replace('_', ' ')} | " + " | ".join(cells) + " |")
-    if not rows and "declared" not in load:
+    paired_rows = []
+    for (variant, kind), (ns, base, over) in paired.items():
+        config = next((n for suffix, n in DECLARED_VARIANTS if suffix and variant.endswith(suffix)), variant)
+        vm = "Envoy's" if "-envoy_vm" in variant else "the host's"
+        paired_rows.append(
+            f"| {vm} | {kind.replace('_', ' ')} | {config} | {ns:,} ns | {base:,} ns | "
+            f"**{over:+,} ns ({over / base:+.1%})** |"
+        )
+    if not rows and not paired_rows and "declared" not in load:
         return
     p("## Declared metrics (issue 15)")
     p("")
@@ -248,6 +265,19 @@ def declared_section(p, load, cpu, streams, hostcalls, data, criterion_root):
         p("| VM configuration | request | " + " | ".join(n for _, n in DECLARED_VARIANTS) + " |")
         p("|---|---|" + "---|" * len(DECLARED_VARIANTS))
         for row in rows:
+            p(row)
+        p("")
+    if paired_rows:
+        p(
+            "The same, each configuration in alternation with the default one (batches of 100 "
+            "requests, 201 rounds, medians; the difference is the median of the rounds' "
+            "differences): what criterion's benches one after the other cannot separate from "
+            "the machine's drift."
+        )
+        p("")
+        p("| VM configuration | request | plugin configuration | ns | default configuration | difference |")
+        p("|---|---|---|---|---|---|")
+        for row in paired_rows:
             p(row)
         p("")
     if "declared" in load and "ours" in load:
@@ -435,9 +465,10 @@ def main():
             f"| `prompter_filter.wasm` ≤ 256 KiB (262,144 bytes), issue 15 (declared metrics) | "
             f"{wasm['ours']:,} bytes | {met(wasm['ours'] <= 256 * 1024)} |"
         )
-    declared_budgets(p, load, cpu, criterion_root)
+    paired = paired_table(data)
+    declared_budgets(p, load, cpu, paired)
     p("")
-    declared_section(p, load, cpu, streams, hostcalls, data, criterion_root)
+    declared_section(p, load, cpu, streams, hostcalls, data, paired, criterion_root)
 
     # --- details --------------------------------------------------------------------------
     p("## Load: the Prompter route mix")
