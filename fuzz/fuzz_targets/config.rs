@@ -1,16 +1,22 @@
 //! The plugin and VM configuration parsers on arbitrary bytes: never panic; an error names
 //! the field at fault (`(document)` when the bytes are not JSON or not an object, the key
-//! itself when it is unknown) and quotes nothing unprintable; an accepted configuration only
-//! holds label values a stat name can carry, providers distinct as traffic matches them, and
-//! authorities Envoy can send.
+//! itself when it is unknown, `metrics[2].labels[0].name` inside declared metrics) and quotes
+//! nothing unprintable; an accepted configuration only holds label values a stat name can
+//! carry, providers distinct as traffic matches them, authorities Envoy can send, and declared
+//! metrics the exporters can export: Prometheus names of their own, one shape per name,
+//! `service` and `env` first, every source and bound within what the exchange can read.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use prompter_filter::catalog::{label, Metric, MetricKind};
 use prompter_filter::config::{
-    Config, ConfigError, VmOptions, DOCUMENT, ENV_ENV_VAR, SERVICE_ENV_VAR, TOP_LEVEL, VM_DOCUMENT,
-    VM_KEYS,
+    Buckets, Config, ConfigError, VmOptions, DOCUMENT, ENV_ENV_VAR, SERVICE_ENV_VAR, TOP_LEVEL,
+    VM_DOCUMENT, VM_KEYS,
 };
-use prompter_filter::labels::is_clean;
+use prompter_filter::declared::{Body, LabelSource, ValueSource, MAX_ENTRIES, MAX_LABELS};
+use prompter_filter::labels::{self, is_clean};
+use prompter_filter::routes::UNMATCHED;
+use prompter_filter::scanner::MAX_FIELDS;
 
 fn assert_names_a_field(e: &ConfigError, document_field: &str, fields: &[&str]) {
     let head = e.field.split(['.', '[', ' ']).next().unwrap_or_default();
@@ -56,11 +62,119 @@ fn assert_usable(config: &Config) {
         assert!(is_clean(&u.table), "{:?}", u.table);
     }
     for buckets in [&config.request_buckets, &config.ensure_version_buckets] {
-        assert_eq!(buckets.labels.len(), buckets.bounds.len() + 1);
-        assert!(buckets.labels.iter().all(|l| is_clean(l)));
-        assert!(buckets.bounds.windows(2).all(|w| w[0] < w[1]));
+        assert_usable_buckets(buckets);
     }
     assert!((1..=128).contains(&config.models.max_length));
+    assert_usable_declared(config);
+}
+
+fn assert_usable_buckets(buckets: &Buckets) {
+    assert_eq!(buckets.labels.len(), buckets.bounds.len() + 1);
+    assert!(buckets.labels.iter().all(|l| is_clean(l)));
+    assert!(buckets.bounds.windows(2).all(|w| w[0] < w[1]));
+}
+
+fn is_name(name: &str, colon: bool) -> bool {
+    let mut bytes = name.bytes();
+    let first = |b: u8| b.is_ascii_alphabetic() || b == b'_' || (colon && b == b':');
+    matches!(bytes.next(), Some(b) if first(b))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || (colon && b == b':'))
+}
+
+fn is_clean_setting(value: &str) -> bool {
+    is_clean(value) && value.len() <= 128
+}
+
+fn assert_usable_declared(config: &Config) {
+    let declared = &config.declared;
+    assert!(declared.entries.len() <= MAX_ENTRIES);
+    assert!(config.fields.request.len() <= MAX_FIELDS);
+    assert!(config.fields.response.len() <= MAX_FIELDS);
+    for (i, metric) in declared.metrics.iter().enumerate() {
+        let name = metric.name.as_str();
+        assert!(is_name(name, true) && !name.starts_with("__"), "{name:?}");
+        assert!(
+            !declared.metrics[..i].iter().any(|m| m.name == name),
+            "{name:?} twice"
+        );
+        assert!(
+            Metric::ALL.iter().all(|m| m.name() != name),
+            "{name:?} is built in"
+        );
+        assert!(
+            declared.entries.iter().any(|e| e.metric == i),
+            "{name:?} has no entry"
+        );
+        match metric.kind {
+            MetricKind::Counter => assert!(name.ends_with("_total"), "{name:?}"),
+            MetricKind::Histogram => assert_usable_buckets(&metric.buckets),
+            MetricKind::Gauge => {}
+        }
+        let keys: Vec<&str> = metric.labels.iter().map(|k| &**k).collect();
+        assert_eq!(
+            keys.get(..2),
+            Some(&[label::SERVICE, label::ENV][..]),
+            "{name:?}"
+        );
+        assert!(keys.len() <= MAX_LABELS + 2);
+        for (j, key) in keys.iter().enumerate() {
+            assert!(is_name(key, false) && !key.starts_with("__"), "{key:?}");
+            assert!(
+                *key != label::LE && !keys[..j].contains(key),
+                "{name:?}: {keys:?}"
+            );
+        }
+    }
+    for (i, header) in declared.headers.iter().enumerate() {
+        assert!(!header.is_empty() && header.len() <= 128, "{header:?}");
+        assert!(header
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase()));
+        assert!(!declared.headers[..i].contains(header), "{header:?} twice");
+    }
+    let body_fits = |body: &Body| match *body {
+        Body::Request(i) => i < config.fields.request.len(),
+        Body::Response(i) => i < config.fields.response.len(),
+    };
+    for entry in &declared.entries {
+        let metric = &declared.metrics[entry.metric];
+        assert_eq!(
+            entry.labels.len() + 2,
+            metric.labels.len(),
+            "{:?}",
+            metric.name
+        );
+        let when = &entry.when;
+        assert!(when.methods.iter().all(|m| labels::METHODS.contains(m)));
+        assert!(when
+            .routes
+            .iter()
+            .all(|r| r.starts_with('/') || r == UNMATCHED));
+        match &entry.value {
+            ValueSource::One => assert_eq!(metric.kind, MetricKind::Counter),
+            ValueSource::Duration(_) => assert_eq!(metric.kind, MetricKind::Histogram),
+            ValueSource::Field(bodies) => {
+                assert!(!bodies.is_empty() && bodies.iter().all(body_fits))
+            }
+        }
+        for rule in &entry.labels {
+            let bounds = &rule.bounds;
+            match &rule.source {
+                LabelSource::Constant(value) => assert!(is_clean_setting(value), "{value:?}"),
+                LabelSource::Header(i) => assert!(*i < declared.headers.len()),
+                LabelSource::Field(bodies) => {
+                    assert!(!bodies.is_empty() && bodies.iter().all(body_fits))
+                }
+                _ => {}
+            }
+            assert!((1..=128).contains(&bounds.max_length));
+            assert!(is_clean_setting(&bounds.absent), "{:?}", bounds.absent);
+            for value in bounds.allow.iter().flatten() {
+                assert!(is_clean_setting(value), "{value:?}");
+            }
+            assert!(bounds.max_values.is_none_or(|n| (1..=10_000).contains(&n)));
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

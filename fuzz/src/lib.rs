@@ -42,41 +42,59 @@ pub fn chunks<'a>(body: &'a [u8], cuts: &[u16]) -> Vec<&'a [u8]> {
     out
 }
 
-/// The `stats_tags` regexes of the catalog, compiled once.
-fn tag_regexes() -> &'static [(&'static str, Regex)] {
-    static REGEXES: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
-    REGEXES.get_or_init(|| {
-        stat_name::envoy_stats_tags()
-            .into_iter()
-            .map(|(key, pattern)| (key, Regex::new(&pattern).expect("catalog tag regex")))
-            .collect()
-    })
-}
+/// Envoy's `stats_tags` as compiled regexes: the catalog's, then those a configuration's
+/// declared label keys add (what `prompter-host envoy-config` writes into the bootstrap).
+pub struct Tags(Vec<(String, Regex)>);
 
-/// Envoy's tag extraction: every tag regex runs on the full name, its group 2 is the tag
-/// value and its group 1 is cut out of the name. Returns the name left and the tags found
-/// (in catalog order).
-pub fn envoy_extract(name: &str) -> (String, Vec<(String, String)>) {
-    let mut cut = vec![false; name.len()];
-    let mut tags = Vec::new();
-    for (key, re) in tag_regexes() {
-        if let Some(c) = re.captures(name) {
-            let whole = c.get(1).expect("group 1");
-            cut[whole.start()..whole.end()].fill(true);
-            tags.push((key.to_string(), c[2].to_string()));
-        }
+impl Tags {
+    pub fn with_declared(declared: &[&str]) -> Tags {
+        Tags(
+            stat_name::envoy_stats_tags_with(declared)
+                .into_iter()
+                .map(|(key, pattern)| {
+                    let re = Regex::new(&pattern).expect("tag regex");
+                    (key.to_string(), re)
+                })
+                .collect(),
+        )
     }
-    let rest = name
-        .char_indices()
-        .filter(|(i, _)| !cut[*i])
-        .map(|(_, c)| c)
-        .collect();
-    (rest, tags)
+
+    /// The catalog's tags alone, compiled once.
+    pub fn catalog() -> &'static Tags {
+        static TAGS: OnceLock<Tags> = OnceLock::new();
+        TAGS.get_or_init(|| Tags::with_declared(&[]))
+    }
+
+    /// Envoy's tag extraction: every tag regex runs on the full name, its group 2 is the tag
+    /// value and its group 1 is cut out of the name. Returns the name left and the tags found
+    /// (in tag order).
+    pub fn extract(&self, name: &str) -> (String, Vec<(String, String)>) {
+        let mut cut = vec![false; name.len()];
+        let mut tags = Vec::new();
+        for (key, re) in &self.0 {
+            if let Some(c) = re.captures(name) {
+                let whole = c.get(1).expect("group 1");
+                cut[whole.start()..whole.end()].fill(true);
+                tags.push((key.clone(), c[2].to_string()));
+            }
+        }
+        let rest = name
+            .char_indices()
+            .filter(|(i, _)| !cut[*i])
+            .map(|(_, c)| c)
+            .collect();
+        (rest, tags)
+    }
 }
 
 /// Checks that `name`, read back by Envoy (behind a scope prefix too) and by
 /// [`stat_name::decode`], gives exactly `labels` and the series name `series`.
 pub fn assert_round_trip(name: &str, series: &str, labels: &[(&str, &str)]) {
+    assert_round_trip_with(Tags::catalog(), name, series, labels);
+}
+
+/// [`assert_round_trip`] with Envoy's tags for a configuration's declared label keys too.
+pub fn assert_round_trip_with(tags: &Tags, name: &str, series: &str, labels: &[(&str, &str)]) {
     let mut want: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -84,12 +102,13 @@ pub fn assert_round_trip(name: &str, series: &str, labels: &[(&str, &str)]) {
     want.sort();
     for prefix in ["", "wasmcustom."] {
         let scoped = format!("{prefix}{name}");
-        let (rest, mut tags) = envoy_extract(&scoped);
+        let (rest, mut tags) = tags.extract(&scoped);
         tags.sort();
         assert_eq!(rest, format!("{prefix}{series}"), "name left of {scoped:?}");
         assert_eq!(tags, want, "tags of {scoped:?}");
     }
-    let decoded = stat_name::decode(name).expect("our own encoding decodes");
+    let decoded =
+        stat_name::decode(name).unwrap_or_else(|| panic!("our own encoding decodes: {name:?}"));
     assert_eq!(decoded.series, series, "{name:?}");
     assert_eq!(decoded.labels, labels, "{name:?}");
 }

@@ -4,7 +4,8 @@
 Usage: report.py RESULTS COMMANDS CRITERION_DIR
 
 RESULTS has one measurement per line (`load`, `cpu`, `stream`, `memory`, `hostcalls`, `wasm`,
-`native`, `allocations`, `envoystat`, `meta`, as scripts/bench-load records them); CRITERION_DIR is
+`native`, `allocations`, `envoystat`, `declaredstat`, `paired`, `meta`, as scripts/bench-load records
+them); CRITERION_DIR is
 criterion's output (`target/criterion`), read for the medians of the benches. The text of
 `notes.md` beside this file (what the figures mean, what was tried) goes in before the commands.
 """
@@ -20,10 +21,26 @@ TARGET_NAMES = {
     "empty": "Envoy + empty proxy-wasm filter",
     "reads": "Envoy + reads-only filter",
     "ours": "Envoy + prompter_filter",
+    "declared": "Envoy + prompter_filter with envoy/examples/custom-metrics.json",
     "native": "Envoy + native module (libprompter_filter.so)",
     "host": "prompter-host proxy + prompter_filter",
 }
 MB = 1024 * 1024
+# Every target, in the order of the tables.
+TARGETS = ("bare", "empty", "reads", "ours", "declared", "native", "host")
+STREAMED = ("bare", "empty", "ours", "declared", "native")
+ENVOYS = ("bare", "empty", "reads", "ours", "declared", "native")
+# The plugin configurations of the request bench (host/benches/request.rs): bench name suffix,
+# and how the tables name it.
+DECLARED_VARIANTS = (
+    ("", "default configuration"),
+    ("-custom_metrics", "custom-metrics.json"),
+    ("-declared_unmatched", "one metric declared, not matched"),
+)
+# "Nothing measurable" for a request that matches no declared metric, in the native host
+# bench measured in alternation with the default configuration: within this share of the
+# default configuration's time.
+UNMATCHED_NOISE = 0.05
 
 
 def met(ok):
@@ -151,6 +168,148 @@ def native_budgets(p, load, cpu, streams, stats, stat_names):
             "| native module: Envoy's buffer limits never hit (`*too_large*` stats) | "
             f"{stats['native']} ({', '.join(f'`{s}`' for s in stat_names['native'])}) | {met(stats['native'] == 0)} |"
         )
+
+
+def request_ns(criterion_root, variant, kind):
+    """Median ns of one request of the native host bench, or None."""
+    result = criterion(criterion_root, f"request/prompter_filter-{variant}/{kind}")
+    return result[0] if result else None
+
+
+def paired_table(data):
+    """(variant, request) → (ns, the default configuration's ns, median difference), from the
+    request bench's paired measurements."""
+    return {
+        (variant, kind): (int(ns), int(base), int(over))
+        for variant, kind, ns, base, over in data["paired"]
+    }
+
+
+def declared_budgets(p, load, cpu, paired):
+    """Issue 15's: declaring nothing costs what it costs today (the rows of `ours` above are
+    the default configuration's); a request that matches no declared metric pays nothing
+    measurable; what the example's declared metrics cost is reported."""
+    for kind in ("plain_get", "probe", "run"):
+        figures = paired.get(("prompter_filter-envoy_vm-declared_unmatched", kind))
+        if figures:
+            ns, base, over = figures
+            p(
+                f"| declared metrics, none matched: a {kind.replace('_', ' ')} costs nothing "
+                f"measurable (native host, Envoy's VM configuration, in alternation with the "
+                f"default configuration; within {UNMATCHED_NOISE:.0%} of its time) | "
+                f"{ns:,} vs {base:,} ns: **{over:+,} ns ({over / base:+.1%})** | "
+                f"{met(over <= base * UNMATCHED_NOISE)} |"
+            )
+    if "declared" in load and "ours" in load:
+        ratio = load["declared"]["rps"] / load["ours"]["rps"]
+        cpu_text = ""
+        if {"declared", "ours"} <= cpu.keys():
+            declared, ours = (cpu[t]["median"] / 1e3 for t in ("declared", "ours"))
+            cpu_text = f"; Envoy CPU per request {declared:.1f} vs {ours:.1f} µs = **{declared - ours:+.1f} µs**"
+        p(
+            f"| declared metrics of custom-metrics.json in Envoy (route mix, every request "
+            f"matches `prompter_tenant_requests_total`, runs two more) | "
+            f"{load['declared']['rps']:.0f} vs {load['ours']['rps']:.0f} req/s = **{ratio:.1%}** of "
+            f"the default configuration{cpu_text} | reported (no numeric budget) |"
+        )
+
+
+def declared_section(p, load, cpu, streams, hostcalls, data, paired, criterion_root):
+    """What declared metrics cost, per request in the native host and under load in Envoy."""
+    rows = []
+    for vm, vm_name in (("envoy_vm", "Envoy's"), ("host_vm", "the host's")):
+        for kind in ("plain_get", "probe", "run"):
+            base = request_ns(criterion_root, vm, kind)
+            if not base:
+                continue
+            cells = []
+            for suffix, _name in DECLARED_VARIANTS:
+                ns = request_ns(criterion_root, vm + suffix, kind)
+                calls = hostcalls.get((f"prompter_filter-{vm}{suffix}", kind))
+                if ns is None:
+                    cells.append("")
+                    continue
+                text = f"{ns:,.0f} ns"
+                if suffix:
+                    text += f" ({ns - base:+,.0f} ns, {(ns - base) / base:+.1%})"
+                if calls:
+                    text += f"; {calls[1]} host calls"
+                cells.append(text)
+            rows.append(f"| {vm_name} | {kind.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    paired_rows = []
+    for (variant, kind), (ns, base, over) in paired.items():
+        config = next((n for suffix, n in DECLARED_VARIANTS if suffix and variant.endswith(suffix)), variant)
+        vm = "Envoy's" if "-envoy_vm" in variant else "the host's"
+        paired_rows.append(
+            f"| {vm} | {kind.replace('_', ' ')} | {config} | {ns:,} ns | {base:,} ns | "
+            f"**{over:+,} ns ({over / base:+.1%})** |"
+        )
+    if not rows and not paired_rows and "declared" not in load:
+        return
+    p("## Declared metrics (issue 15)")
+    p("")
+    p(
+        "Our filter with the default configuration (nothing declared), with "
+        "`envoy/examples/custom-metrics.json` (tokens and first byte of runs answered 2xx, every "
+        "request by tenant, capped at 20 tenants), and with one metric declared on a route the "
+        "requests never take (its header and body field declared all the same): a request that "
+        "matches no declared metric."
+    )
+    p("")
+    if rows:
+        p(
+            "Per request in the native host (`host/benches/request.rs`: every callback, no I/O; "
+            "medians; in brackets, over the default configuration):"
+        )
+        p("")
+        p("| VM configuration | request | " + " | ".join(n for _, n in DECLARED_VARIANTS) + " |")
+        p("|---|---|" + "---|" * len(DECLARED_VARIANTS))
+        for row in rows:
+            p(row)
+        p("")
+    if paired_rows:
+        p(
+            "The same, each configuration in alternation with the default one (batches of 100 "
+            "requests, 201 rounds, medians; the difference is the median of the rounds' "
+            "differences): what criterion's benches one after the other cannot separate from "
+            "the machine's drift."
+        )
+        p("")
+        p("| VM configuration | request | plugin configuration | ns | default configuration | difference |")
+        p("|---|---|---|---|---|---|")
+        for row in paired_rows:
+            p(row)
+        p("")
+    if "declared" in load and "ours" in load:
+        p("In Envoy, the route mix (every request carries an `x-tenant-id`, 25 tenants in turn):")
+        p("")
+        p("| target | requests/s | vs the default configuration | p50 | p99 | Envoy CPU per request |")
+        p("|---|---|---|---|---|---|")
+        for target in ("ours", "declared"):
+            m = load[target]
+            per = f"{cpu[target]['median'] / 1e3:.1f} µs" if target in cpu else ""
+            p(
+                f"| {TARGET_NAMES[target]} | {m['rps']:.0f} | {m['rps'] / load['ours']['rps']:.1%} | "
+                f"{m['p50'] / 1e3:.2f} ms | {m['p99'] / 1e3:.2f} ms | {per} |"
+            )
+        p("")
+    for size in (2 * MB, 64 * MB):
+        ours, declared = streams.get(("ours", size)), streams.get(("declared", size))
+        if ours and declared:
+            p(
+                f"- {size // MB} MB run response (`usage` after the `output`): "
+                f"{declared['speed'] / 1e6:.0f} vs {ours['speed'] / 1e6:.0f} MB/s "
+                f"({declared['speed'] / ours['speed']:.1%}), time to first byte "
+                f"{declared['ttfb'] * 1e3:.2f} vs {ours['ttfb'] * 1e3:.2f} ms."
+            )
+    if data["declaredstat"]:
+        p(
+            "- Series of each declared metric in Envoy's `/stats/prometheus` after the run "
+            "(bucket, count and sum lines included): "
+            + ", ".join(f"`{metric}` {lines}" for metric, lines in data["declaredstat"])
+            + "."
+        )
+    p("")
 
 
 def main():
@@ -302,7 +461,14 @@ def main():
             f"{wasm.get('empty', 0):,}) | "
             f"{met(wasm['ours'] <= 200 * 1024)} |"
         )
+        p(
+            f"| `prompter_filter.wasm` ≤ 256 KiB (262,144 bytes), issue 15 (declared metrics) | "
+            f"{wasm['ours']:,} bytes | {met(wasm['ours'] <= 256 * 1024)} |"
+        )
+    paired = paired_table(data)
+    declared_budgets(p, load, cpu, paired)
     p("")
+    declared_section(p, load, cpu, streams, hostcalls, data, paired, criterion_root)
 
     # --- details --------------------------------------------------------------------------
     p("## Load: the Prompter route mix")
@@ -316,7 +482,7 @@ def main():
     p("")
     p("| target | requests/s | vs empty filter | vs bare | p50 | p99 | non-2xx share | socket errors |")
     p("|---|---|---|---|---|---|---|---|")
-    for target in ("bare", "empty", "reads", "ours", "native", "host"):
+    for target in TARGETS:
         if target not in load:
             continue
         m = load[target]
@@ -332,7 +498,7 @@ def main():
     rounds = sorted({r["round"] for rows in runs.values() for r in rows})
     p("| target | " + " | ".join(f"round {n}" for n in rounds) + " |")
     p("|---|" + "---|" * len(rounds))
-    for target in ("bare", "empty", "reads", "ours", "native", "host"):
+    for target in TARGETS:
         if target in runs:
             by_round = {r["round"]: r["rps"] for r in runs[target]}
             p(
@@ -356,7 +522,7 @@ def main():
             + " | median | minimum | median over empty | median over reads-only |"
         )
         p("|---|" + "---|" * (len(rounds) + 4))
-        for target in ("bare", "empty", "reads", "ours", "native"):
+        for target in ENVOYS:
             if target not in cpu:
                 continue
             by_round = cpu_rounds[target]
@@ -385,7 +551,7 @@ def main():
     p("| response | target | bytes on the wire | runs | time to first byte | throughput | failed |")
     p("|---|---|---|---|---|---|---|")
     for size in (2 * MB, 64 * MB):
-        for target in ("bare", "empty", "ours", "native"):
+        for target in STREAMED:
             s = streams.get((target, size))
             if s:
                 p(
@@ -396,7 +562,7 @@ def main():
     if stat_names:
         p("Envoy's buffer-limit stats after the streaming rounds:")
         p("")
-        for target in ("bare", "empty", "ours", "native"):
+        for target in STREAMED:
             if stat_names.get(target):
                 p(f"- {TARGET_NAMES[target]}: " + ", ".join(f"`{s}`" for s in stat_names[target]))
         p("")
@@ -429,9 +595,14 @@ def main():
         f"routes_find/{n}"
         for n in ("list", "one", "run", "ensure_version", "healthz", "unmatched")
     ]
+    modules = [
+        f"prompter_filter-{vm}{suffix}"
+        for vm in ("envoy_vm", "host_vm")
+        for suffix, _ in DECLARED_VARIANTS
+    ]
     ids += [
         f"request/{m}/{k}"
-        for m in ("prompter_filter-envoy_vm", "prompter_filter-host_vm", "prompter_empty_filter")
+        for m in modules + ["prompter_empty_filter"]
         for k in ("plain_get", "probe", "run")
     ]
     for bench_id in ids:
