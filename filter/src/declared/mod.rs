@@ -257,8 +257,8 @@ pub fn response_kind(content_type: Option<&str>) -> Option<ResponseKind> {
     }
 }
 
-/// A body field's value as label text: a string sanitized and cut, a number as JSON writes
-/// it, a boolean as `true`/`false`; `None` for null, objects, arrays and absence. An over-long
+/// A body field's value as label text, cut at `max_length`: a string sanitized, a number as
+/// JSON writes it, a boolean as `true`/`false`; `None` for null, objects, arrays and absence. An over-long
 /// string is `other`, as an over-long model id is.
 pub fn field_label(value: &FieldValue, max_length: usize) -> Option<String> {
     match value {
@@ -267,7 +267,7 @@ pub fn field_label(value: &FieldValue, max_length: usize) -> Option<String> {
         }
         FieldValue::TooLong => Some(OTHER.to_string()),
         FieldValue::Number(n) => Some(labels::sanitize(number_text(*n).as_bytes(), max_length)),
-        FieldValue::Bool(b) => Some(b.to_string()),
+        FieldValue::Bool(b) => Some(labels::sanitize(b.to_string().as_bytes(), max_length)),
         _ => None,
     }
 }

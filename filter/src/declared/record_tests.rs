@@ -231,6 +231,10 @@ fn tenants_are_capped_sanitized_and_none_when_absent() {
         "a_._env_._prod_.__"
     );
     let long = [b'x'; 300];
+    assert_eq!(
+        super::field_label(&crate::scanner::FieldValue::Bool(false), 3).as_deref(),
+        Some("fal")
+    );
     assert_eq!(listing(Some(&long), &mut fresh).len(), 64);
 }
 
