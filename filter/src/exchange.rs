@@ -101,6 +101,8 @@ pub(crate) struct DeclaredNeeds {
     /// The request headers declared labels read, by index (cut at [`MAX_HEADER_BYTES`]).
     pub(crate) headers: Vec<Option<Box<[u8]>>>,
     pub(crate) response_kind: Option<ResponseKind>,
+    /// The response headers were handed over (and `response_kind` read from them).
+    pub(crate) response_kind_known: bool,
     pub(crate) response_headers_nanos: Option<u64>,
     pub(crate) first_byte_nanos: Option<u64>,
 }
@@ -207,12 +209,17 @@ impl Exchange {
         }
     }
 
-    /// True while declared metrics want the time of the response headers or of the response
-    /// body's first byte, and it is not known yet.
+    /// True when declared metrics want the time of what arrives next: before the response
+    /// headers are handed over, their time; after, the time of the body's first byte, until
+    /// it is known. The clock is a host call, asked for only then.
     pub fn wants_response_time(&self) -> bool {
-        self.declared
-            .as_ref()
-            .is_some_and(|d| d.candidates.response_times && d.first_byte_nanos.is_none())
+        self.declared.as_ref().is_some_and(|d| {
+            if d.response_kind_known {
+                d.candidates.first_byte_time && d.first_byte_nanos.is_none()
+            } else {
+                d.candidates.response_headers_time
+            }
+        })
     }
 
     /// The response's headers (`body_bytes` 0) or a body chunk arrived at `now_nanos`.
@@ -258,6 +265,7 @@ impl Exchange {
         let declared_fields = match self.declared.as_mut() {
             Some(d) => {
                 d.response_kind = crate::declared::response_kind(content_type);
+                d.response_kind_known = true;
                 d.candidates.response_fields
             }
             None => false,

@@ -481,8 +481,10 @@ fuzz_target!(|input: Input| {
             .as_deref()
             .filter(|_| exchange.reads_content_type());
         let status = call.status.map(Status::text);
+        // As the glues do: the headers' time is asked for before they are handed over.
+        let headers_time = exchange.wants_response_time();
         exchange.response_headers(status.as_deref(), read_content_type);
-        if exchange.wants_response_time() {
+        if headers_time {
             exchange.response_time(headers_at, 0);
         }
         exchange.status_if_unknown(call.fallback_status);

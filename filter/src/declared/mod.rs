@@ -161,7 +161,8 @@ pub struct Candidates {
     pub request_fields: bool,
     pub response_fields: bool,
     pub content_type: bool,
-    pub response_times: bool,
+    pub response_headers_time: bool,
+    pub first_byte_time: bool,
     pub headers: bool,
 }
 
@@ -194,10 +195,9 @@ impl Declared {
                 found.response_fields = true;
             }
             found.content_type |= when.response != ResponseKind::Any || found.response_fields;
-            found.response_times |= matches!(
-                entry.value,
-                ValueSource::Duration(Duration::ResponseHeaders | Duration::FirstByte)
-            );
+            found.response_headers_time |=
+                entry.value == ValueSource::Duration(Duration::ResponseHeaders);
+            found.first_byte_time |= entry.value == ValueSource::Duration(Duration::FirstByte);
             found.headers |= entry
                 .labels
                 .iter()

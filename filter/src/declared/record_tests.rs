@@ -60,8 +60,11 @@ fn run(config: &Config, models: &mut ModelLabels, request: &Request<'_>) -> (Vec
     if exchange.wants_request_body() {
         exchange.request_body(config, request.body.as_bytes());
     }
+    // As the glues do: whether the headers' time is wanted is asked before they are handed
+    // over.
+    let headers_time = exchange.wants_response_time();
     exchange.response_headers(Some(request.status), Some(request.content_type));
-    if exchange.wants_response_time() {
+    if headers_time {
         exchange.response_time(1_100_000_000, 0);
     }
     for (i, chunk) in request.response.chunks(64 * 1024).enumerate() {

@@ -137,9 +137,10 @@ impl RequestMetrics {
         } else {
             None
         };
+        let now = exchange.wants_response_time().then(now_nanos);
         exchange.response_headers(status.as_deref(), content_type.as_deref());
-        if exchange.wants_response_time() {
-            exchange.response_time(now_nanos(), 0);
+        if let Some(now) = now {
+            exchange.response_time(now, 0);
         }
     }
 
