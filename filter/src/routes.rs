@@ -96,15 +96,17 @@ impl RouteTable {
     /// Like [`find`](Self::find), with the number of literal segments of the template found,
     /// so that a match in another table can be weighed against it.
     pub fn find_ranked(&self, path: &str) -> Option<(RouteId, usize)> {
-        let rest = without_query(path).strip_prefix('/')?;
-        // Only templates with as many segments as the path can match: counting them once
-        // spares splitting the path for every other template.
-        let segments = memchr::memchr_iter(b'/', rest.as_bytes()).count() + 1;
+        if self.templates.is_empty() {
+            return None;
+        }
+        // The path is cut into segments once; each template with as many segments is then
+        // compared segment by segment, with no further pass over the path.
+        let path = Segments::of(path)?;
         let mut best: Option<(usize, usize)> = None;
         for (index, template) in self.templates.iter().enumerate() {
-            if template.segments.len() == segments
+            if template.segments.len() == path.count
                 && best.is_none_or(|(_, lits)| template.literals > lits)
-                && matches(template, rest)
+                && path.matches(template)
             {
                 best = Some((index, template.literals));
             }
@@ -162,16 +164,73 @@ pub fn without_query(path: &str) -> &str {
         .unwrap_or(path)
 }
 
-/// `rest` is a path after its leading `/`, with as many segments as the template.
-fn matches(template: &Template, rest: &str) -> bool {
-    template
-        .segments
-        .iter()
-        .zip(rest.split('/'))
-        .all(|(segment, part)| match segment {
-            Segment::Literal(literal) => literal == part,
-            Segment::Param => !part.is_empty(),
+/// Segments a path is cut into at most, in one pass; a longer path is split again for each
+/// template of its length (no configured or learned route comes near).
+const MAX_SEGMENTS: usize = 16;
+
+/// A path (after its leading `/`, without query string or fragment) and where its segments
+/// end.
+struct Segments<'p> {
+    rest: &'p [u8],
+    /// The end of each of the first `count` segments in `rest` (when `count` is at most
+    /// [`MAX_SEGMENTS`]).
+    ends: [u32; MAX_SEGMENTS],
+    count: usize,
+}
+
+impl<'p> Segments<'p> {
+    /// `None` for a path that does not start with `/`.
+    fn of(path: &'p str) -> Option<Self> {
+        let rest = path.as_bytes().strip_prefix(b"/")?;
+        let mut ends = [0; MAX_SEGMENTS];
+        let mut count = 0;
+        let mut len = rest.len();
+        for (at, &b) in rest.iter().enumerate() {
+            match b {
+                b'/' => {
+                    if let Some(end) = ends.get_mut(count) {
+                        *end = at as u32;
+                    }
+                    count += 1;
+                }
+                b'?' | b'#' => {
+                    len = at;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if let Some(end) = ends.get_mut(count) {
+            *end = len as u32;
+        }
+        Some(Segments {
+            rest: rest.get(..len).unwrap_or_default(),
+            ends,
+            count: count + 1,
         })
+    }
+
+    /// `self` has as many segments as the template.
+    fn matches(&self, template: &Template) -> bool {
+        let is = |segment: &Segment, part: &[u8]| match segment {
+            Segment::Literal(literal) => crate::bytes::eq(literal.as_bytes(), part),
+            Segment::Param => !part.is_empty(),
+        };
+        if self.count > MAX_SEGMENTS {
+            return template
+                .segments
+                .iter()
+                .zip(self.rest.split(|b| *b == b'/'))
+                .all(|(segment, part)| is(segment, part));
+        }
+        let mut start = 0;
+        template.segments.iter().zip(&self.ends).all(|(segment, &end)| {
+            let end = end as usize;
+            let part = self.rest.get(start..end).unwrap_or_default();
+            start = end + 1;
+            is(segment, part)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +284,19 @@ mod tests {
         ] {
             assert_eq!(t.label(path), UNMATCHED, "{path}");
         }
+    }
+
+    #[test]
+    fn paths_longer_than_one_pass_holds_are_matched_too() {
+        let long: String = (0..MAX_SEGMENTS + 3).map(|i| format!("/s{i}")).collect();
+        let template = long.replacen("/s1/", "/{x}/", 1);
+        let t = RouteTable::new(&[template.as_str(), "/s0"]).unwrap();
+        assert_eq!(t.label(&long.replacen("/s1/", "/v/", 1)), template);
+        assert_eq!(t.label(&format!("{long}?q=/a")), template);
+        assert_eq!(t.label(&long.replacen("/s2/", "/v/", 1)), UNMATCHED);
+        assert_eq!(t.label(&long.replacen("/s1/", "//", 1)), UNMATCHED);
+        assert_eq!(t.label(&format!("{long}/")), UNMATCHED);
+        assert_eq!(t.label("/s0#/s1"), "/s0");
     }
 
     #[test]
