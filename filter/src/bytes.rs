@@ -59,6 +59,24 @@ pub fn eq(a: &[u8], b: &[u8]) -> bool {
     word64(a, n - 8) == word64(b, n - 8)
 }
 
+/// True when every byte is ASCII, a word at a time (`<[u8]>::is_ascii` reads 32-bit words
+/// in the Wasm build, after aligning byte by byte, which short header values never leave).
+#[inline]
+pub fn is_ascii(x: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = x.len();
+    if n < 8 {
+        return tail(x) & HIGH == 0;
+    }
+    let mut high = 0;
+    let mut at = 0;
+    while at + 8 < n {
+        high |= word64(x, at);
+        at += 8;
+    }
+    (high | word64(x, n - 8)) & HIGH == 0
+}
+
 /// Multiplier of FxHash (rustc's hasher): odd, with well-spread bits.
 const K: u64 = 0xf135_7aea_2e62_a9c5;
 
@@ -108,6 +126,19 @@ mod tests {
         assert_ne!(hash(0, b"aab"), hash(0, b"ab"));
     }
 
+    #[test]
+    fn a_byte_past_ascii_is_found_at_every_place() {
+        for n in 0..=40 {
+            let x = vec![b'a'; n];
+            assert!(is_ascii(&x), "{n}");
+            for i in 0..n {
+                let mut y = x.clone();
+                y[i] = 0x80;
+                assert!(!is_ascii(&y), "{n}: byte {i}");
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn eq_is_slice_equality(a in prop::collection::vec(0u8..4, 0..40),
@@ -116,6 +147,11 @@ mod tests {
             if a == b {
                 prop_assert_eq!(hash(7, &a), hash(7, &b));
             }
+        }
+
+        #[test]
+        fn is_ascii_is_the_slices(a in prop::collection::vec(prop_oneof![15 => 0u8..0x80, 1 => 0x80u8..], 0..40)) {
+            prop_assert_eq!(is_ascii(&a), a.is_ascii());
         }
     }
 }

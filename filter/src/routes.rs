@@ -224,12 +224,16 @@ impl<'p> Segments<'p> {
                 .all(|(segment, part)| is(segment, part));
         }
         let mut start = 0;
-        template.segments.iter().zip(&self.ends).all(|(segment, &end)| {
-            let end = end as usize;
-            let part = self.rest.get(start..end).unwrap_or_default();
-            start = end + 1;
-            is(segment, part)
-        })
+        template
+            .segments
+            .iter()
+            .zip(&self.ends)
+            .all(|(segment, &end)| {
+                let end = end as usize;
+                let part = self.rest.get(start..end).unwrap_or_default();
+                start = end + 1;
+                is(segment, part)
+            })
     }
 }
 

@@ -2,6 +2,7 @@
 //! HTTP context per request, each callback delegating to the plain-Rust logic.
 
 mod health;
+mod host;
 mod http;
 mod lease;
 mod openapi;
