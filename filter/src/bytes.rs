@@ -30,11 +30,31 @@ fn word32(x: &[u8], at: usize) -> u32 {
         .map_or(0, u32::from_le_bytes)
 }
 
+/// The eight bytes at `at` as a little-endian word (0 past the end).
 #[inline(always)]
-fn word64(x: &[u8], at: usize) -> u64 {
+pub fn word64(x: &[u8], at: usize) -> u64 {
     x.get(at..at + 8)
         .and_then(|w| <[u8; 8]>::try_from(w).ok())
         .map_or(0, u64::from_le_bytes)
+}
+
+/// The bytes of `word` equal to `b`, each marked by its high bit (exactly: no borrow
+/// carries from one byte into the next, so a mark is never a false one).
+#[inline(always)]
+pub fn bytes_equal_to(word: u64, b: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let v = word ^ (u64::from(b) * 0x0101_0101_0101_0101);
+    !(((v & LOW7) + LOW7) | v | LOW7)
+}
+
+/// The bytes of `x` from `at` on (at most eight) as a word, zero past the end.
+#[inline(always)]
+pub fn partial_word(x: &[u8], at: usize) -> u64 {
+    x.iter()
+        .skip(at)
+        .take(8)
+        .enumerate()
+        .fold(0, |word, (i, &b)| word | u64::from(b) << (8 * i))
 }
 
 /// `a == b`, a word at a time.
@@ -137,6 +157,30 @@ mod tests {
                 assert!(!is_ascii(&y), "{n}: byte {i}");
             }
         }
+    }
+
+    #[test]
+    fn marks_are_exact() {
+        let x = *b"a/b//?#/";
+        let word = u64::from_le_bytes(x);
+        let marks = |b: u8| -> Vec<usize> {
+            let m = bytes_equal_to(word, b);
+            (0..8).filter(|i| m >> (8 * i) & 0x80 != 0).collect()
+        };
+        assert_eq!(marks(b'/'), [1, 3, 4, 7]);
+        assert_eq!(marks(b'?'), [5]);
+        assert_eq!(marks(b'a'), [0]);
+        assert_eq!(marks(0), Vec::<usize>::new());
+        // A zero byte below another: no borrow marks the one above.
+        assert_eq!(
+            bytes_equal_to(u64::from_le_bytes(*b"//\0\0\0\0\0\0"), b'/'),
+            0x8080
+        );
+        assert_eq!(
+            partial_word(b"abc", 1),
+            u64::from(b'b') | u64::from(b'c') << 8
+        );
+        assert_eq!(partial_word(b"abcdefghij", 1), word64(b"abcdefghij", 1));
     }
 
     proptest! {
