@@ -106,10 +106,11 @@ impl HttpContext for RequestMetrics {
         };
         let now = host::now_nanos();
         let shared = &self.shared;
-        let mut exchange = self
+        // Used where it is: moving an exchange (a few KB of scanner state) out of the
+        // context is a copy the size of it.
+        let exchange = self
             .exchange
-            .take()
-            .unwrap_or_else(|| Exchange::start(&shared.config, None, None, now));
+            .get_or_insert_with(|| Exchange::start(&shared.config, None, None, now));
         exchange.status_if_unknown(code);
         let mut models = shared.models.borrow_mut();
         exchange.finish(&shared.config, &mut models, now, &mut |event| {
