@@ -132,7 +132,11 @@ mod tests {
             let x = &a[..n];
             assert!(eq(x, x), "{n}");
             let elsewhere = x.to_vec();
-            assert_eq!(hash(0, x), hash(0, &elsewhere), "{n}: by content, not address");
+            assert_eq!(
+                hash(0, x),
+                hash(0, &elsewhere),
+                "{n}: by content, not address"
+            );
             for i in 0..n {
                 let mut y = x.to_vec();
                 y[i] ^= 0x20;
