@@ -1,5 +1,5 @@
-//! What the request path reads from the host, without the SDK's conversions (the glue's only
-//! `unsafe`): the clock as nanoseconds, and header values as text.
+//! What the request path reads from the host, without the SDK's conversions: the clock as
+//! nanoseconds, and header values as text. With the allocator, the glue's only `unsafe`.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
