@@ -30,11 +30,31 @@ fn word32(x: &[u8], at: usize) -> u32 {
         .map_or(0, u32::from_le_bytes)
 }
 
+/// The eight bytes at `at` as a little-endian word (0 past the end).
 #[inline(always)]
-fn word64(x: &[u8], at: usize) -> u64 {
+pub fn word64(x: &[u8], at: usize) -> u64 {
     x.get(at..at + 8)
         .and_then(|w| <[u8; 8]>::try_from(w).ok())
         .map_or(0, u64::from_le_bytes)
+}
+
+/// The bytes of `word` equal to `b`, each marked by its high bit (exactly: no borrow
+/// carries from one byte into the next, so a mark is never a false one).
+#[inline(always)]
+pub fn bytes_equal_to(word: u64, b: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let v = word ^ (u64::from(b) * 0x0101_0101_0101_0101);
+    !(((v & LOW7) + LOW7) | v | LOW7)
+}
+
+/// The bytes of `x` from `at` on (at most eight) as a word, zero past the end.
+#[inline(always)]
+pub fn partial_word(x: &[u8], at: usize) -> u64 {
+    x.iter()
+        .skip(at)
+        .take(8)
+        .enumerate()
+        .fold(0, |word, (i, &b)| word | u64::from(b) << (8 * i))
 }
 
 /// `a == b`, a word at a time.
@@ -57,6 +77,24 @@ pub fn eq(a: &[u8], b: &[u8]) -> bool {
     }
     // The last word, overlapping the one before when the length is not a multiple of 8.
     word64(a, n - 8) == word64(b, n - 8)
+}
+
+/// True when every byte is ASCII, a word at a time (`<[u8]>::is_ascii` reads 32-bit words
+/// in the Wasm build, after aligning byte by byte, which short header values never leave).
+#[inline]
+pub fn is_ascii(x: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = x.len();
+    if n < 8 {
+        return tail(x) & HIGH == 0;
+    }
+    let mut high = 0;
+    let mut at = 0;
+    while at + 8 < n {
+        high |= word64(x, at);
+        at += 8;
+    }
+    (high | word64(x, n - 8)) & HIGH == 0
 }
 
 /// Multiplier of FxHash (rustc's hasher): odd, with well-spread bits.
@@ -93,7 +131,12 @@ mod tests {
         for n in 0..=a.len() {
             let x = &a[..n];
             assert!(eq(x, x), "{n}");
-            assert_eq!(hash(0, x), hash(0, &x.to_vec()), "{n}");
+            let elsewhere = x.to_vec();
+            assert_eq!(
+                hash(0, x),
+                hash(0, &elsewhere),
+                "{n}: by content, not address"
+            );
             for i in 0..n {
                 let mut y = x.to_vec();
                 y[i] ^= 0x20;
@@ -108,6 +151,43 @@ mod tests {
         assert_ne!(hash(0, b"aab"), hash(0, b"ab"));
     }
 
+    #[test]
+    fn a_byte_past_ascii_is_found_at_every_place() {
+        for n in 0..=40 {
+            let x = vec![b'a'; n];
+            assert!(is_ascii(&x), "{n}");
+            for i in 0..n {
+                let mut y = x.clone();
+                y[i] = 0x80;
+                assert!(!is_ascii(&y), "{n}: byte {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn marks_are_exact() {
+        let x = *b"a/b//?#/";
+        let word = u64::from_le_bytes(x);
+        let marks = |b: u8| -> Vec<usize> {
+            let m = bytes_equal_to(word, b);
+            (0..8).filter(|i| m >> (8 * i) & 0x80 != 0).collect()
+        };
+        assert_eq!(marks(b'/'), [1, 3, 4, 7]);
+        assert_eq!(marks(b'?'), [5]);
+        assert_eq!(marks(b'a'), [0]);
+        assert_eq!(marks(0), Vec::<usize>::new());
+        // A zero byte below another: no borrow marks the one above.
+        assert_eq!(
+            bytes_equal_to(u64::from_le_bytes(*b"//\0\0\0\0\0\0"), b'/'),
+            0x8080
+        );
+        assert_eq!(
+            partial_word(b"abc", 1),
+            u64::from(b'b') | u64::from(b'c') << 8
+        );
+        assert_eq!(partial_word(b"abcdefghij", 1), word64(b"abcdefghij", 1));
+    }
+
     proptest! {
         #[test]
         fn eq_is_slice_equality(a in prop::collection::vec(0u8..4, 0..40),
@@ -116,6 +196,11 @@ mod tests {
             if a == b {
                 prop_assert_eq!(hash(7, &a), hash(7, &b));
             }
+        }
+
+        #[test]
+        fn is_ascii_is_the_slices(a in prop::collection::vec(prop_oneof![15 => 0u8..0x80, 1 => 0x80u8..], 0..40)) {
+            prop_assert_eq!(is_ascii(&a), a.is_ascii());
         }
     }
 }

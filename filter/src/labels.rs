@@ -55,11 +55,25 @@ pub fn method(raw: &str) -> &'static str {
 /// A response status as a label: a three-digit code in [`STATUS_CODES`], else `None` (the
 /// label [`NO_STATUS`]).
 pub fn status(raw: Option<&str>) -> Option<u16> {
-    let raw = raw?.trim();
-    if raw.len() != 3 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+    let &[a, b, c] = trim(raw?).as_bytes() else {
+        return None;
+    };
+    if ![a, b, c].iter().all(u8::is_ascii_digit) {
         return None;
     }
-    raw.parse::<u16>().ok().filter(|s| STATUS_CODES.contains(s))
+    let digit = |d: u8| u16::from(d - b'0');
+    Some(digit(a) * 100 + digit(b) * 10 + digit(c)).filter(|s| STATUS_CODES.contains(s))
+}
+
+/// `raw.trim()`, without its walk over `char`s when neither end can be whitespace (a status,
+/// a provider: the common case, checked on every request).
+fn trim(raw: &str) -> &str {
+    let ends_are_plain = |b: &u8| b.is_ascii() && !(*b as char).is_whitespace();
+    match raw.as_bytes() {
+        [first, .., last] if ends_are_plain(first) && ends_are_plain(last) => raw,
+        [only] if ends_are_plain(only) => raw,
+        _ => raw.trim(),
+    }
 }
 
 /// The label text of a status from [`status`] (three digits), without the formatting
@@ -89,11 +103,11 @@ impl ModelLabels {
     /// The provider label: the configured name it matches (case-insensitively), else `other`,
     /// or `unknown` when the exchange carried none.
     pub fn provider<'p>(providers: &'p [String], raw: Option<&str>) -> &'p str {
-        match raw {
+        match raw.map(trim) {
             None => UNKNOWN,
             Some(raw) => providers
                 .iter()
-                .find(|p| p.eq_ignore_ascii_case(raw.trim()))
+                .find(|p| p.eq_ignore_ascii_case(raw))
                 .map(String::as_str)
                 .unwrap_or(OTHER),
         }
@@ -104,7 +118,12 @@ impl ModelLabels {
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             return UNKNOWN.to_string();
         };
-        let model = sanitize(raw.as_bytes(), bounds.max_length);
+        // A clean value within the length is its own label: copied, not rebuilt by `char`.
+        let model = if raw.len() <= bounds.max_length && is_clean(raw) {
+            raw.to_string()
+        } else {
+            sanitize(raw.as_bytes(), bounds.max_length)
+        };
         self.capped(provider, model, bounds.max_per_provider)
     }
 
@@ -160,6 +179,29 @@ mod tests {
         ] {
             assert_eq!(status(odd), None, "{odd:?}");
         }
+    }
+
+    #[test]
+    fn whitespace_around_a_status_or_provider_is_trimmed_as_str_trim_does() {
+        for raw in [
+            "200",
+            " 200",
+            "200\t",
+            "\u{b}200",
+            "200\u{2003}",
+            "\u{a0}200",
+            "2",
+            " ",
+        ] {
+            assert_eq!(trim(raw), raw.trim(), "{raw:?}");
+        }
+        assert_eq!(status(Some("\u{2003}201\n")), Some(201));
+        assert_eq!(status(Some("2 1")), None);
+        let providers = vec!["openai".to_string()];
+        assert_eq!(
+            ModelLabels::provider(&providers, Some(" OpenAI\u{b}")),
+            "openai"
+        );
     }
 
     #[test]

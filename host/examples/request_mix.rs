@@ -6,8 +6,9 @@
 //! `request_mix core ROUNDS`: the filter's core natively (route match, body scanning,
 //! exchange, recorder into batched counters), no Wasm, no host calls.
 //!
-//! `request_mix functions MODULE.wasm`: where each function of the module lands in the code
-//! Cranelift compiles (text offset, length, name), to name the Wasm functions in a profile.
+//! `request_mix functions MODULE.wasm [TEXT]`: where each function of the module lands in the
+//! code Cranelift compiles (text offset, length, name), to name the Wasm functions in a
+//! profile; the code itself is written to TEXT, for a disassembler.
 //!
 //! One round is the mix once. A warm-up round runs first (metric definitions, caches, the
 //! allocator's first growth); callgrind then counts only inside `measured`
@@ -241,11 +242,14 @@ fn measured(driver: &mut dyn Driver, mix: &[Request], rounds: usize) {
 
 /// Prints `offset length name` for each function of the module as compiled by an engine
 /// configured as the host's (`FilterModule`: epoch interruption on), whose code is the same.
-fn print_functions(path: &str) {
+fn print_functions(path: &str, text: Option<&String>) {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
     let engine = wasmtime::Engine::new(&config).expect("engine");
     let module = wasmtime::Module::from_file(&engine, path).expect("module");
+    if let Some(text) = text {
+        std::fs::write(text, module.text()).expect("the code written");
+    }
     for function in module.functions() {
         let name = function
             .name
@@ -257,11 +261,13 @@ fn print_functions(path: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: request_mix wasm MODULE.wasm ROUNDS | request_mix core ROUNDS \
-                 | request_mix functions MODULE.wasm";
+                 | request_mix functions MODULE.wasm [TEXT]";
     let (mut driver, rounds): (Box<dyn Driver>, &str) = match args.as_slice() {
         [mode, path, rounds] if mode == "wasm" => (Box::new(Wasm::new(path)), rounds),
         [mode, rounds] if mode == "core" => (Box::new(Core::new()), rounds),
-        [mode, path] if mode == "functions" => return print_functions(path),
+        [mode, path, text @ ..] if mode == "functions" => {
+            return print_functions(path, text.first())
+        }
         _ => panic!("{usage}"),
     };
     let rounds: usize = rounds.parse().expect(usage);

@@ -5,8 +5,9 @@
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, MapType};
 
+use super::host;
 use super::root::Shared;
 use crate::exchange::Exchange;
 
@@ -23,48 +24,36 @@ impl RequestMetrics {
         }
     }
 
-    fn now(&self) -> u64 {
-        super::now_nanos(self.get_current_time())
-    }
-
     /// The time, when the exchange's declared metrics want to know when the response came
     /// (a host call, so only then).
     fn response_clock(&self) -> Option<u64> {
         self.exchange
             .as_ref()
             .is_some_and(Exchange::wants_response_time)
-            .then(|| self.now())
+            .then(host::now_nanos)
     }
 }
 
 impl Context for RequestMetrics {}
 
-/// Header bytes as text. The SDK's `String` getters panic on bytes that are not UTF-8; odd
-/// bytes only ever lead to `other`/`unmatched`/`0` labels, so a lossy copy is enough (and
-/// valid text, the common case, keeps its buffer).
-fn lossy(bytes: Option<Vec<u8>>) -> Option<String> {
-    bytes.map(|b| {
-        String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-    })
-}
-
 impl HttpContext for RequestMetrics {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         // Two header reads: cheaper in Envoy than one read of the whole map, which Envoy
         // serializes header by header (measured: BENCHMARKS.md, "What was tried").
-        let method = lossy(self.get_http_request_header_bytes(":method"));
-        let path = lossy(self.get_http_request_header_bytes(":path"));
+        let method = host::header(MapType::HttpRequestHeaders, ":method");
+        let path = host::header(MapType::HttpRequestHeaders, ":path");
         let config = &self.shared.config;
         let mut exchange = Exchange::start_with(
             config,
             &self.shared.learned.borrow(),
             method.as_deref(),
             path.as_deref(),
-            self.now(),
+            host::now_nanos(),
         );
         if exchange.wants_request_headers() {
             for (index, name) in config.declared.headers.iter().enumerate() {
-                exchange.request_header(index, self.get_http_request_header_bytes(name).as_deref());
+                let value = self.get_http_request_header_bytes(name);
+                exchange.request_header(index, value.as_deref());
             }
         }
         self.exchange = Some(exchange);
@@ -87,14 +76,14 @@ impl HttpContext for RequestMetrics {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let status = lossy(self.get_http_response_header_bytes(":status"));
+        let status = host::header(MapType::HttpResponseHeaders, ":status");
         // Each header read is a host call; most routes have no use for this one.
         let content_type = if self
             .exchange
             .as_ref()
             .is_some_and(Exchange::reads_content_type)
         {
-            lossy(self.get_http_response_header_bytes("content-type"))
+            host::header(MapType::HttpResponseHeaders, "content-type")
         } else {
             None
         };
@@ -139,12 +128,13 @@ impl HttpContext for RequestMetrics {
                 .map(u64::from_le_bytes)
                 .and_then(|c| u16::try_from(c).ok())
         };
-        let now = self.now();
+        let now = host::now_nanos();
         let shared = &self.shared;
-        let mut exchange = self
+        // Used where it is: moving an exchange (a few KB of scanner state) out of the
+        // context is a copy the size of it.
+        let exchange = self
             .exchange
-            .take()
-            .unwrap_or_else(|| Exchange::start(&shared.config, None, None, now));
+            .get_or_insert_with(|| Exchange::start(&shared.config, None, None, now));
         exchange.status_if_unknown(code);
         let mut models = shared.models.borrow_mut();
         exchange.finish(&shared.config, &mut models, now, &mut |event| {

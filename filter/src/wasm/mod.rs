@@ -1,7 +1,9 @@
 //! The proxy-wasm layer: one root context per plugin (configuration, health polling) and one
 //! HTTP context per request, each callback delegating to the plain-Rust logic.
 
+mod allocator;
 mod health;
+mod host;
 mod http;
 mod lease;
 mod openapi;
@@ -9,6 +11,9 @@ mod root;
 mod stats;
 
 use proxy_wasm::types::LogLevel;
+
+#[global_allocator]
+static ALLOCATOR: allocator::Classes = allocator::Classes::new();
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);

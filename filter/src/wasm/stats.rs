@@ -11,26 +11,22 @@ use rustc_hash::FxHashMap;
 
 use crate::events::{Stat, StatSink};
 
-#[derive(Debug)]
-struct Counter {
-    id: u32,
-    pending: u64,
-}
-
-/// Counters are handed out as slots in `counters` (where their batched deltas wait); gauges
-/// and histograms as Envoy's metric ids. The [`crate::events::Recorder`] asks for each
-/// series' stats once.
+/// Counters are handed out as slots in `ids` and `pending` (where their batched deltas
+/// wait); gauges and histograms as Envoy's metric ids. The [`crate::events::Recorder`] asks
+/// for each series' stats once.
 #[derive(Debug, Default)]
 pub struct EnvoyStats {
     /// Batch counter increments until [`EnvoyStats::flush`].
     batched: bool,
-    counters: Vec<Counter>,
+    /// Envoy's id of each counter slot.
+    ids: Vec<u32>,
+    /// The delta of each counter slot not sent yet. An increment only adds here (a histogram
+    /// observation adds to a dozen counters): the flush, once a second, finds what changed.
+    pending: Vec<u64>,
     /// Envoy's id of each counter → its slot. A series whose histogram was refused halfway is
     /// resolved again later, and two series may sanitize to one name: the same stat gets the
-    /// same slot, so `counters` stays as long as the stats Envoy holds.
+    /// same slot, so the slots stay as many as the stats Envoy holds.
     slots: FxHashMap<u32, u32>,
-    /// Counters with a pending delta, each once.
-    dirty: Vec<usize>,
     /// Set once a host call failed, so that the log says it once, not per request.
     failed: bool,
     /// Where a stat's tag-encoded name is built.
@@ -61,15 +57,16 @@ impl EnvoyStats {
 
     /// Sends every pending counter delta to the host.
     pub fn flush(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        for slot in dirty.drain(..) {
-            let counter = &mut self.counters[slot];
-            let delta = std::mem::take(&mut counter.pending);
-            let id = counter.id;
-            self.increment(id, delta);
+        for slot in 0..self.pending.len() {
+            let (Some(pending), Some(&id)) = (self.pending.get_mut(slot), self.ids.get(slot))
+            else {
+                continue;
+            };
+            let delta = std::mem::take(pending);
+            if delta > 0 {
+                self.increment(id, delta);
+            }
         }
-        // Keep the allocation for the next batch.
-        self.dirty = dirty;
     }
 
     fn increment(&mut self, id: u32, delta: u64) {
@@ -99,8 +96,9 @@ impl StatSink for EnvoyStats {
         if let Some(slot) = self.slots.get(&id) {
             return Some(*slot);
         }
-        let slot = u32::try_from(self.counters.len()).ok()?;
-        self.counters.push(Counter { id, pending: 0 });
+        let slot = u32::try_from(self.ids.len()).ok()?;
+        self.ids.push(id);
+        self.pending.push(0);
         self.slots.insert(id, slot);
         Some(slot)
     }
@@ -115,20 +113,13 @@ impl StatSink for EnvoyStats {
 
     fn add(&mut self, counter: u32, delta: u64) {
         let slot = counter as usize;
-        let Some(counter) = self.counters.get_mut(slot) else {
-            return;
-        };
-        if delta == 0 {
-            return;
+        if self.batched {
+            if let Some(pending) = self.pending.get_mut(slot) {
+                *pending = pending.saturating_add(delta);
+            }
+        } else if let Some(&id) = self.ids.get(slot).filter(|_| delta > 0) {
+            self.increment(id, delta);
         }
-        if !self.batched {
-            let id = counter.id;
-            return self.increment(id, delta);
-        }
-        if counter.pending == 0 {
-            self.dirty.push(slot);
-        }
-        counter.pending = counter.pending.saturating_add(delta);
     }
 
     fn set(&mut self, gauge: u32, value: u64) {
