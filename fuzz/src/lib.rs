@@ -88,7 +88,7 @@ impl Tags {
 }
 
 /// Checks that `name`, read back by Envoy (behind a scope prefix too) and by
-/// [`stat_name::decode`], gives exactly `labels` and the series name `series`.
+/// [`stat_name::decode_with`] (as the host reads it), gives exactly `labels` and the series name `series`.
 pub fn assert_round_trip(name: &str, series: &str, labels: &[(&str, &str)]) {
     assert_round_trip_with(Tags::catalog(), name, series, labels);
 }
@@ -107,8 +107,10 @@ pub fn assert_round_trip_with(tags: &Tags, name: &str, series: &str, labels: &[(
         assert_eq!(rest, format!("{prefix}{series}"), "name left of {scoped:?}");
         assert_eq!(tags, want, "tags of {scoped:?}");
     }
-    let decoded =
-        stat_name::decode(name).unwrap_or_else(|| panic!("our own encoding decodes: {name:?}"));
+    // The host decodes with the configuration's declared keys beside the catalog's.
+    let keys: Vec<String> = tags.0.iter().map(|(key, _)| key.clone()).collect();
+    let decoded = stat_name::decode_with(name, &keys)
+        .unwrap_or_else(|| panic!("our own encoding decodes: {name:?}"));
     assert_eq!(decoded.series, series, "{name:?}");
     assert_eq!(decoded.labels, labels, "{name:?}");
 }
