@@ -270,7 +270,13 @@ impl Exchange {
             }
             None => false,
         };
-        let reads_body = declared_fields || self.role != Role::Plain;
+        let reads_body = declared_fields
+            || match self.role {
+                // The request named both: the response has nothing more to say.
+                Role::Probe => !self.request_named_provider_and_model(),
+                Role::Plain => false,
+                Role::Run | Role::Health => true,
+            };
         let streams =
             (self.role == Role::Run || declared_fields) && sse::is_event_stream(content_type);
         self.response = match (reads_body, streams) {
@@ -278,6 +284,19 @@ impl Exchange {
             (true, false) => Some(ResponseScanner::Json(JsonBody::new())),
             (false, false) => None,
         };
+    }
+
+    /// True when the request body gave the provider and the model (values the response's
+    /// could not replace: see [`Fields::field`]).
+    fn request_named_provider_and_model(&self) -> bool {
+        let given = |index| {
+            self.request.as_ref().is_some_and(|s| match s.field(index) {
+                FieldValue::Str(s) => !s.as_str().is_empty(),
+                FieldValue::TooLong => true,
+                _ => false,
+            })
+        };
+        given(FIELD_PROVIDER) && given(FIELD_MODEL)
     }
 
     /// Status from another source (e.g. Envoy's `response.code` when no headers were seen).

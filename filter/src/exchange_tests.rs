@@ -643,3 +643,27 @@ fn only_routes_that_need_a_body_read_one() {
         panic!("{range:?} read on a route that needs no body")
     });
 }
+
+#[test]
+fn a_probe_whose_request_named_provider_and_model_leaves_the_response_unread() {
+    let config = config();
+    let path = "/api/prompt-templates/t-1/ensure-version";
+    let reads = |request: &str| {
+        let mut exchange = Exchange::start(&config, Some("POST"), Some(path), 0);
+        exchange.request_body(&config, request.as_bytes());
+        exchange.response_headers(Some("200"), Some("application/json"));
+        let mut reads = 0;
+        exchange.response_chunk(&config, 10, |range| {
+            reads += 1;
+            Some(vec![b' '; range.len()])
+        });
+        reads
+    };
+    assert_eq!(reads(r#"{"provider":"openai","model_id":"gpt-4o"}"#), 0);
+    assert_eq!(
+        reads(r#"{"provider":"openai"}"#),
+        1,
+        "the model may be in the response"
+    );
+    assert_eq!(reads(r#"{"provider":"openai","model_id":""}"#), 1);
+}

@@ -121,7 +121,7 @@ impl Level {
         let index = self
             .keys
             .iter()
-            .position(|k| k.name.as_bytes() == decoded_key)?;
+            .position(|k| crate::bytes::eq(k.name.as_bytes(), decoded_key))?;
         u8::try_from(index).ok()
     }
 
@@ -221,6 +221,10 @@ impl InlineStr {
             bytes: [0; MAX_VALUE_LEN],
             len: 0,
         };
+        // Valid text (ASCII above all, the common case) is copied in one step.
+        if std::str::from_utf8(decoded).is_ok() {
+            return out.push(decoded).then_some(out);
+        }
         for chunk in decoded.utf8_chunks() {
             let invalid = !chunk.invalid().is_empty();
             if !out.push(chunk.valid().as_bytes()) || (invalid && !out.push(REPLACEMENT)) {
