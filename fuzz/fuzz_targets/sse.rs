@@ -60,7 +60,7 @@ fn reference(fields: &FieldSet, body: &[u8]) -> Outcome {
                 let value = scanner.field(i);
                 let non_empty = match value {
                     FieldValue::Str(s) => !s.as_str().is_empty(),
-                    FieldValue::TooLong => true,
+                    FieldValue::TooLong | FieldValue::Number(_) => true,
                     _ => false,
                 };
                 if *slot == FieldValue::Absent && non_empty {
@@ -100,10 +100,11 @@ fuzz_target!(|data: &[u8]| {
         whole,
         "the specification's reading"
     );
-    // Only non-empty strings are folded into the stream's fields.
+    // Only non-empty strings and numbers are folded into the stream's fields.
     for value in &whole.values {
         match value {
             FieldValue::Absent | FieldValue::TooLong => {}
+            FieldValue::Number(n) => assert!(n.is_finite()),
             FieldValue::Str(s) => {
                 assert!(!s.as_str().is_empty() && s.as_str().len() <= MAX_VALUE_LEN)
             }
