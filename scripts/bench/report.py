@@ -26,6 +26,10 @@ TARGET_NAMES = {
     "host": "prompter-host proxy + prompter_filter",
 }
 MB = 1024 * 1024
+# Ours over the reads-only floor, instructions per request of the route mix
+# (scripts/bench/instructions), before issue 14's work and at the commit it ended on: counted
+# by callgrind, not by this run (scripts/bench/notes.md has every step).
+OWN_INSTRUCTIONS = (21_122, 13_961)
 # Every target, in the order of the tables.
 TARGETS = ("bare", "empty", "reads", "ours", "declared", "native", "host")
 STREAMED = ("bare", "empty", "ours", "declared", "native")
@@ -137,7 +141,17 @@ def stream_table(data):
 
 
 def native_budgets(p, load, cpu, streams, stats, stat_names):
-    """Issue 14's budgets: the native module against bare Envoy."""
+    """Issue 14's budgets: the native module against bare Envoy, the Wasm build's own cost."""
+    if "ours" in load and "empty" in load:
+        ratio = load["ours"]["rps"] / load["empty"]["rps"]
+        before, after = OWN_INSTRUCTIONS
+        p(
+            "| Wasm build: our own cost over the reads-only floor halved, about 80 % of the empty "
+            "filter's requests/s (route mix; instructions per request over the floor, "
+            f"`scripts/bench/instructions`, in scripts/bench/notes.md: {before:,} → {after:,}) | "
+            f"{load['ours']['rps']:.0f} vs {load['empty']['rps']:.0f} req/s = **{ratio:.1%}**; "
+            f"instructions **{after / before - 1:+.0%}** | {met(ratio >= 0.80 and after * 2 <= before)} |"
+        )
     if "native" in load and "bare" in load:
         ratio = load["native"]["rps"] / load["bare"]["rps"]
         p(
@@ -456,14 +470,10 @@ def main():
                 )
     if "ours" in wasm:
         p(
-            f"| `prompter_filter.wasm` ≤ 200 KB (204,800 bytes), release (scripts/build-wasm: "
-            f"cargo, then wasm-opt -O3) | {wasm['ours']:,} bytes (empty filter "
-            f"{wasm.get('empty', 0):,}) | "
-            f"{met(wasm['ours'] <= 200 * 1024)} |"
-        )
-        p(
-            f"| `prompter_filter.wasm` ≤ 256 KiB (262,144 bytes), issue 15 (declared metrics) | "
-            f"{wasm['ours']:,} bytes | {met(wasm['ours'] <= 256 * 1024)} |"
+            f"| `prompter_filter.wasm` ≤ 256 KiB (262,144 bytes; issue 15 set it for the declared "
+            f"metrics, in place of issue 5's 200 KB), release (scripts/build-wasm: cargo, then "
+            f"wasm-opt -Oz) | {wasm['ours']:,} bytes (empty filter {wasm.get('empty', 0):,}) | "
+            f"{met(wasm['ours'] <= 256 * 1024)} |"
         )
     paired = paired_table(data)
     declared_budgets(p, load, cpu, paired)
