@@ -142,13 +142,6 @@ unsafe extern "C" {
         label_values_length: usize,
         value: u64,
     ) -> u32;
-    fn envoy_dynamic_module_callback_http_filter_set_gauge(
-        filter: *mut c_void,
-        id: usize,
-        label_values: *const ModuleBuffer,
-        label_values_length: usize,
-        value: u64,
-    ) -> u32;
     fn envoy_dynamic_module_callback_http_get_header(
         filter: *mut c_void,
         header_type: HeaderType,
@@ -473,19 +466,6 @@ impl<'h> EnvoyFilter<'h> {
                 labels.as_ptr(),
                 labels.len(),
                 delta,
-            ) == METRICS_SUCCESS
-        })
-    }
-
-    pub fn set_gauge(&self, id: MetricId, label_values: &[&str], value: u64) -> bool {
-        // SAFETY: the buffers are read during the call.
-        with_buffers(label_values, |labels| unsafe {
-            envoy_dynamic_module_callback_http_filter_set_gauge(
-                self.ptr,
-                id.0,
-                labels.as_ptr(),
-                labels.len(),
-                value,
             ) == METRICS_SUCCESS
         })
     }

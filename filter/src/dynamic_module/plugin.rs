@@ -141,7 +141,7 @@ impl Plugin {
             shared,
             main: Mutex::new(Main {
                 envoy,
-                flusher: Flusher::new(registered),
+                flusher: Flusher::new(Arc::clone(&families), registered),
                 recorder: Recorder::default(),
                 stats: MainStats::new(families, envoy),
                 health,
@@ -194,7 +194,9 @@ impl Plugin {
         };
         if let Some(health) = &mut main.health {
             if health.owns(id) {
-                return health.on_answer(&shared.config, result, answer, &mut record);
+                health.on_answer(&shared.config, result, answer, &mut record);
+                // The poll's gauge goes out now, not a tick later.
+                return main.flusher.flush(main.envoy);
             }
         }
         if let (Some(learner), Some(fetch)) = (&mut main.openapi, &shared.config.openapi) {

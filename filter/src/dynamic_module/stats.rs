@@ -9,16 +9,18 @@
 //! On a worker, a request only adds to counters in the module ([`WorkerStats`]): each counter
 //! is an atomic cell that only its worker writes, and the main thread ([`Flusher`]) sends what
 //! changed to Envoy once per tick, as the Wasm build batches its increments. No lock is taken
-//! on the request path; a new series is handed to the main thread over a channel. Gauges are
-//! set in Envoy at once (the last value wins, as in the Wasm build).
+//! on the request path; a new series is handed to the main thread over a channel. A gauge
+//! series has one cell that every thread sets (the last value set wins, as in the Wasm build)
+//! and the tick sends when it was set: a call into Envoy's stats per set cost a health check
+//! request more than the rest of its metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
 
-use super::abi::{EnvoyConfig, EnvoyFilter, MetricId};
+use super::abi::{EnvoyConfig, MetricId};
 use crate::catalog::{MetricKind, FILTER_FAILURES};
 use crate::config::Config;
 use crate::events::{Event, Recorder, Series, Stat, StatSink};
@@ -42,6 +44,24 @@ pub struct Families {
     by_name: FxHashMap<String, Family>,
     /// `prompter_filter_failures_total`: hooks that panicked.
     pub failures: Option<MetricId>,
+    /// Every gauge series set so far, with its cell. Locked only to add a series (the first
+    /// time a thread sets it) and by the main thread's flush.
+    gauges: Mutex<Vec<(Labelled, Arc<GaugeCell>)>>,
+}
+
+/// A gauge series' value as last set by any thread, until the main thread sends it to Envoy.
+#[derive(Debug, Default)]
+struct GaugeCell {
+    value: AtomicU64,
+    /// Set after each value, cleared by the flush that sends the value.
+    pending: AtomicBool,
+}
+
+impl GaugeCell {
+    fn set(&self, value: u64) {
+        self.value.store(value, Ordering::Relaxed);
+        self.pending.store(true, Ordering::Release);
+    }
 }
 
 impl Families {
@@ -77,7 +97,20 @@ impl Families {
         Ok(Families {
             by_name: definer.families,
             failures,
+            gauges: Mutex::default(),
         })
+    }
+
+    /// The cell of the gauge series `stat`, shared by every thread that sets it.
+    fn gauge_cell(&self, stat: &Stat<'_>) -> Option<Arc<GaugeCell>> {
+        let gauge = Labelled::resolve(self, stat, Kind::Gauge)?;
+        let mut gauges = lock(&self.gauges);
+        if let Some((_, cell)) = gauges.iter().find(|(known, _)| *known == gauge) {
+            return Some(Arc::clone(cell));
+        }
+        let cell = Arc::new(GaugeCell::default());
+        gauges.push((gauge, Arc::clone(&cell)));
+        Some(cell)
     }
 
     /// The family of `stat`, if it is one of `kind` defined with the stat's label names.
@@ -149,8 +182,13 @@ impl StatSink for Definer {
     fn observe(&mut self, _histogram: u32, _nanos: u64) {}
 }
 
+/// A poisoned lock only means a panic was caught while it was held: the list is still whole.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One resolved series of a family: the family's id and the series' label values.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 struct Labelled {
     id: MetricId,
     values: Box<[Box<str>]>,
@@ -193,7 +231,7 @@ pub struct Registration {
 pub struct WorkerStats {
     families: Arc<Families>,
     counters: Vec<Arc<AtomicU64>>,
-    gauges: Vec<Labelled>,
+    gauges: Vec<Arc<GaugeCell>>,
     register: Sender<Registration>,
 }
 
@@ -206,43 +244,28 @@ impl WorkerStats {
             register,
         }
     }
-
-    /// The sink for the events of a stream, whose hook is running (gauges are set through it).
-    pub fn for_stream<'s, 'h>(&'s mut self, filter: EnvoyFilter<'h>) -> StreamSink<'s, 'h> {
-        StreamSink {
-            stats: self,
-            filter,
-        }
-    }
 }
 
-/// [`WorkerStats`] during one hook of a stream.
-pub struct StreamSink<'s, 'h> {
-    stats: &'s mut WorkerStats,
-    filter: EnvoyFilter<'h>,
-}
-
-impl StatSink for StreamSink<'_, '_> {
+impl StatSink for WorkerStats {
     fn counter(&mut self, stat: &Stat<'_>) -> Option<u32> {
-        let counter = Labelled::resolve(&self.stats.families, stat, Kind::Counter)?;
-        let handle = u32::try_from(self.stats.counters.len()).ok()?;
+        let counter = Labelled::resolve(&self.families, stat, Kind::Counter)?;
+        let handle = u32::try_from(self.counters.len()).ok()?;
         let total = Arc::new(AtomicU64::new(0));
         // The main thread has gone only while the configuration is being destroyed.
-        self.stats
-            .register
+        self.register
             .send(Registration {
                 counter,
                 total: Arc::clone(&total),
             })
             .ok()?;
-        self.stats.counters.push(total);
+        self.counters.push(total);
         Some(handle)
     }
 
     fn gauge(&mut self, stat: &Stat<'_>) -> Option<u32> {
-        let gauge = Labelled::resolve(&self.stats.families, stat, Kind::Gauge)?;
-        let handle = u32::try_from(self.stats.gauges.len()).ok()?;
-        self.stats.gauges.push(gauge);
+        let cell = self.families.gauge_cell(stat)?;
+        let handle = u32::try_from(self.gauges.len()).ok()?;
+        self.gauges.push(cell);
         Some(handle)
     }
 
@@ -251,7 +274,7 @@ impl StatSink for StreamSink<'_, '_> {
     }
 
     fn add(&mut self, counter: u32, delta: u64) {
-        if let Some(total) = self.stats.counters.get(counter as usize) {
+        if let Some(total) = self.counters.get(counter as usize) {
             // Only this worker writes the cell, so a load and a store add without a locked
             // instruction; the main thread only reads it.
             let sum = total.load(Ordering::Relaxed).saturating_add(delta);
@@ -260,24 +283,27 @@ impl StatSink for StreamSink<'_, '_> {
     }
 
     fn set(&mut self, gauge: u32, value: u64) {
-        if let Some(gauge) = self.stats.gauges.get(gauge as usize) {
-            gauge.with_values(|id, values| self.filter.set_gauge(id, values, value));
+        if let Some(cell) = self.gauges.get(gauge as usize) {
+            cell.set(value);
         }
     }
 
     fn observe(&mut self, _histogram: u32, _nanos: u64) {}
 }
 
-/// The main thread's side: sends each worker counter's increase since the last flush to Envoy.
+/// The main thread's side: sends each worker counter's increase since the last flush, and
+/// each gauge set since, to Envoy.
 #[derive(Debug)]
 pub struct Flusher {
+    families: Arc<Families>,
     registered: Receiver<Registration>,
     counters: Vec<(Registration, u64)>,
 }
 
 impl Flusher {
-    pub fn new(registered: Receiver<Registration>) -> Self {
+    pub fn new(families: Arc<Families>, registered: Receiver<Registration>) -> Self {
         Flusher {
+            families,
             registered,
             counters: Vec::new(),
         }
@@ -304,16 +330,25 @@ impl Flusher {
                 }
             }
         }
+        for (gauge, cell) in lock(&self.families.gauges).iter() {
+            if cell.pending.swap(false, Ordering::Acquire) {
+                let value = cell.value.load(Ordering::Relaxed);
+                if !gauge.with_values(|id, values| envoy.set_gauge(id, values, value)) {
+                    cell.pending.store(true, Ordering::Relaxed);
+                }
+            }
+        }
     }
 }
 
-/// The main thread's own events (the health poll's gauge): straight to Envoy.
+/// The main thread's own events (the health poll's gauge): counters straight to Envoy, gauges
+/// through their cells (sent by the next flush, so that a worker's older value cannot follow).
 #[derive(Debug)]
 pub struct MainStats {
     families: Arc<Families>,
     envoy: EnvoyConfig,
     counters: Vec<Labelled>,
-    gauges: Vec<Labelled>,
+    gauges: Vec<Arc<GaugeCell>>,
 }
 
 impl MainStats {
@@ -335,8 +370,8 @@ impl StatSink for MainStats {
     }
 
     fn gauge(&mut self, stat: &Stat<'_>) -> Option<u32> {
-        let gauge = Labelled::resolve(&self.families, stat, Kind::Gauge)?;
-        self.gauges.push(gauge);
+        let cell = self.families.gauge_cell(stat)?;
+        self.gauges.push(cell);
         u32::try_from(self.gauges.len() - 1).ok()
     }
 
@@ -351,8 +386,8 @@ impl StatSink for MainStats {
     }
 
     fn set(&mut self, gauge: u32, value: u64) {
-        if let Some(gauge) = self.gauges.get(gauge as usize) {
-            gauge.with_values(|id, values| self.envoy.set_gauge(id, values, value));
+        if let Some(cell) = self.gauges.get(gauge as usize) {
+            cell.set(value);
         }
     }
 
