@@ -244,6 +244,12 @@ impl Exchange {
         }
     }
 
+    /// True when the response body carries fields the metrics need (known once the response
+    /// headers were handed over): a glue may skip the body's chunks otherwise.
+    pub fn wants_response_body(&self) -> bool {
+        self.response.is_some()
+    }
+
     /// True when the response's `content-type` matters: a run may answer an event stream, and
     /// declared metrics may ask which kind of body a response has.
     pub fn reads_content_type(&self) -> bool {

@@ -408,38 +408,57 @@ impl<'h> EnvoyFilter<'h> {
         self.header(RESPONSE_HEADER, key)
     }
 
-    /// The body bytes of the running body hook, in place, as Envoy's buffer slices them.
-    pub fn received_body(&self, body_type: BodyType) -> Vec<&'h [u8]> {
+    /// Calls `f` with the body bytes of the running body hook, in place, as Envoy's buffer
+    /// slices them. A body event has a slice or two: their list stays on the stack.
+    pub fn with_received_body<R>(&self, body_type: BodyType, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+        const INLINE: usize = 8;
+        let empty = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
         // SAFETY: plain call.
         let count =
             unsafe { envoy_dynamic_module_callback_http_get_body_chunks_size(self.ptr, body_type) };
-        if count == 0 {
-            return Vec::new();
-        }
-        let mut chunks = vec![
-            EnvoyBuffer {
-                ptr: std::ptr::null(),
-                length: 0
-            };
-            count
-        ];
-        // SAFETY: `chunks` has room for the `count` buffers Envoy said it has.
-        let ok = unsafe {
-            envoy_dynamic_module_callback_http_get_body_chunks(
-                self.ptr,
-                body_type,
-                chunks.as_mut_ptr(),
-            )
+        let mut inline = [empty; INLINE];
+        let mut spilled = Vec::new();
+        let buffers = match inline.get_mut(..count) {
+            Some(buffers) => buffers,
+            None => {
+                spilled.resize(count, empty);
+                &mut spilled[..]
+            }
         };
-        if !ok {
-            return Vec::new();
-        }
-        chunks
+        // SAFETY: `buffers` has room for the `count` buffers Envoy said it has.
+        let ok = count > 0
+            && unsafe {
+                envoy_dynamic_module_callback_http_get_body_chunks(
+                    self.ptr,
+                    body_type,
+                    buffers.as_mut_ptr(),
+                )
+            };
+        let mut slices: [&[u8]; INLINE] = [&[]; INLINE];
+        let mut spilled_slices = Vec::new();
+        let mut len = 0;
+        for buffer in buffers
             .iter()
-            .filter(|c| !c.ptr.is_null() && c.length > 0)
+            .filter(|b| ok && !b.ptr.is_null() && b.length > 0)
+        {
             // SAFETY: Envoy keeps the slices valid until the hook returns.
-            .map(|c| unsafe { std::slice::from_raw_parts(c.ptr, c.length) })
-            .collect()
+            let slice = unsafe { std::slice::from_raw_parts(buffer.ptr, buffer.length) };
+            match slices.get_mut(len) {
+                Some(slot) => *slot = slice,
+                None => spilled_slices.push(slice),
+            }
+            len += 1;
+        }
+        if spilled_slices.is_empty() {
+            f(&slices[..len])
+        } else {
+            let mut all = slices.to_vec();
+            all.append(&mut spilled_slices);
+            f(&all)
+        }
     }
 
     /// The stream's response code (`response.code`), set even when no response headers were

@@ -127,9 +127,11 @@ impl RequestMetrics {
         let Some(exchange) = self.exchange.as_mut().filter(|e| e.wants_request_body()) else {
             return;
         };
-        for chunk in filter.received_body(RECEIVED_REQUEST_BODY) {
-            exchange.request_body(&self.worker.shared.config, chunk);
-        }
+        filter.with_received_body(RECEIVED_REQUEST_BODY, |chunks| {
+            for chunk in chunks {
+                exchange.request_body(&self.worker.shared.config, chunk);
+            }
+        });
     }
 
     pub fn on_response_headers(&mut self, filter: EnvoyFilter<'_>) {
@@ -150,16 +152,21 @@ impl RequestMetrics {
     }
 
     pub fn on_response_body(&mut self, filter: EnvoyFilter<'_>) {
-        let Some(exchange) = &mut self.exchange else {
+        let Some(exchange) = self
+            .exchange
+            .as_mut()
+            .filter(|e| e.wants_response_body() || e.wants_response_time())
+        else {
             return;
         };
-        let chunks = filter.received_body(RECEIVED_RESPONSE_BODY);
-        let len = chunks.iter().map(|c| c.len()).sum();
-        if exchange.wants_response_time() {
-            exchange.response_time(now_nanos(), len);
-        }
         let config = &self.worker.shared.config;
-        exchange.response_chunk(config, len, |range| slice(&chunks, range));
+        filter.with_received_body(RECEIVED_RESPONSE_BODY, |chunks| {
+            let len = chunks.iter().map(|c| c.len()).sum();
+            if exchange.wants_response_time() {
+                exchange.response_time(now_nanos(), len);
+            }
+            exchange.response_chunk(config, len, |range| slice(chunks, range));
+        });
     }
 
     /// Records the exchange (once): at stream completion, or when Envoy destroys a filter it
