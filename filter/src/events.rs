@@ -93,6 +93,14 @@ pub trait StatSink {
     /// [`crate::config::VmOptions`].
     fn histogram(&mut self, stat: &Stat<'_>) -> Option<u32>;
     fn add(&mut self, counter: u32, delta: u64);
+    /// Adds one to each of `counters[first..]`: a histogram observation's cumulative
+    /// `_bucket{le}` counters from its first bucket on, then `_count`. A sink that batches
+    /// may keep one mark per observation and add the running sums up when it flushes.
+    fn add_cumulative(&mut self, counters: &[u32], first: usize) {
+        for counter in counters.get(first..).unwrap_or_default() {
+            self.add(*counter, 1);
+        }
+    }
     fn set(&mut self, gauge: u32, value: u64);
     fn observe(&mut self, histogram: u32, nanos: u64);
 }
@@ -155,9 +163,7 @@ impl Recorder {
             (Event::Set(_, value), Resolved::Gauge(gauge)) => sink.set(*gauge, value),
             (Event::Observe(_, nanos), Resolved::Histogram { counters, sum }) => {
                 let first = config.buckets(series.metric).first_bucket(nanos);
-                for counter in counters.get(first..).unwrap_or_default() {
-                    sink.add(*counter, 1);
-                }
+                sink.add_cumulative(counters, first);
                 match sum {
                     Sum::Micros(counter) => sink.add(*counter, nanos_to_micros(nanos)),
                     Sum::Native(histogram) => sink.observe(*histogram, nanos),
