@@ -20,10 +20,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion};
-use prompter_host::clock::Clock;
 use prompter_host::state::PluginSetup;
-use prompter_host::testing::{shared_for, shipped_wasm, Request};
-use prompter_host::vm::{FilterInstance, FilterModule};
+use prompter_host::testing::{shipped_wasm, EnvoyDriver, Request};
+use prompter_host::vm::FilterModule;
 
 /// Health polling off: a bench has no upstream to answer it.
 const CONFIG: &str = r#"{"health":{"interval_seconds":0}}"#;
@@ -73,9 +72,10 @@ fn module(file: &str) -> FilterModule {
 
 /// The requests of the load mix that differ for the filter: a plain GET (no body scanned),
 /// a probe (ensure-version) and a run (both bodies scanned; its response reports `usage` last,
-/// as OpenAI's and the sample API's do).
+/// as OpenAI's and the sample API's do). Each names a tenant (`x-tenant-id`, a label of
+/// `custom-metrics.json`) and takes no time: the clock stays where it started.
 fn requests() -> Vec<(&'static str, Request)> {
-    vec![
+    let requests = vec![
         (
             "plain_get",
             Request::get("/api/prompt-templates/t-1")
@@ -100,7 +100,16 @@ fn requests() -> Vec<(&'static str, Request)> {
             .status(200)
             .respond(r#"{"output":"Hello Ada","result_id":"r-1","template_id":"t-1","provider":"openai","model_id":"gpt-4o","system_fingerprint":"fp_44709d6fcb","usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#),
         ),
-    ]
+    ];
+    requests
+        .into_iter()
+        .map(|(kind, request)| {
+            (
+                kind,
+                request.header("x-tenant-id", "acme").taking_seconds(0.0),
+            )
+        })
+        .collect()
 }
 
 /// Envoy's VM configuration (none: counter increments batched in the VM, flushed on tick)
@@ -111,73 +120,27 @@ enum VmConfig {
     Host,
 }
 
-/// One filter instance driven the way Envoy drives it, with Envoy-like header maps.
-struct Driver {
-    vm: FilterInstance,
+/// One filter instance of `module`, with the bench's start time.
+fn driver(module: &FilterModule, vm_config: VmConfig, plugin_config: PluginConfig) -> EnvoyDriver {
+    let mut setup = PluginSetup {
+        plugin_config: plugin_config.json(),
+        ..PluginSetup::default()
+    };
+    if let VmConfig::Envoy = vm_config {
+        setup.vm_config.clear();
+    }
+    EnvoyDriver::start(module, setup, 1_700_000_000_000_000_000).expect("the filter starts")
 }
 
-fn header(name: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
-    (name.as_bytes().to_vec(), value.as_bytes().to_vec())
+/// Every callback of one exchange (see [`EnvoyDriver::exchange`]).
+fn exchange(driver: &mut EnvoyDriver, request: &Request) {
+    driver.exchange(request).expect("the exchange");
 }
 
-impl Driver {
-    fn new(module: &FilterModule, vm_config: VmConfig, plugin_config: PluginConfig) -> Driver {
-        let mut setup = PluginSetup {
-            plugin_config: plugin_config.json(),
-            ..PluginSetup::default()
-        };
-        if let VmConfig::Envoy = vm_config {
-            setup.vm_config.clear();
-        }
-        let clock = Clock::manual(1_700_000_000_000_000_000);
-        let shared = shared_for(&setup.plugin_config, &setup.env, clock);
-        let vm = FilterInstance::new(module, shared, setup).expect("the filter starts");
-        Driver { vm }
-    }
-
-    /// Every callback of one exchange: create, request headers (and body), response headers
-    /// (and body), log, done, delete.
-    fn exchange(&mut self, request: &Request) {
-        let vm = &mut self.vm;
-        let id = vm.create_stream().expect("stream");
-        let headers = vec![
-            header(":authority", "prompter-api"),
-            header(":path", &request.path),
-            header(":method", &request.method),
-            header(":scheme", "http"),
-            header("user-agent", "wrk"),
-            header("content-type", "application/json"),
-            header("x-forwarded-proto", "http"),
-            header("x-request-id", "0b8c3f6e-6a43-4c1e-9f1e-3f2d0c1a7b55"),
-            header("x-tenant-id", "acme"),
-        ];
-        let body = &request.body;
-        vm.on_request_headers(id, headers, body.is_empty())
-            .expect("request headers");
-        if !body.is_empty() {
-            vm.on_request_body(id, body, true).expect("request body");
-        }
-        let response = &request.response_body;
-        let headers = vec![
-            header(":status", request.status.as_deref().unwrap_or("200")),
-            header("content-type", "application/json"),
-            header("content-length", &response.len().to_string()),
-            header("x-envoy-upstream-service-time", "1"),
-        ];
-        vm.on_response_headers(id, headers, response.is_empty())
-            .expect("response headers");
-        if !response.is_empty() {
-            vm.on_response_body(id, response, true)
-                .expect("response body");
-        }
-        vm.finish_stream(id).expect("log, done, delete");
-    }
-
-    fn host_calls_of(&mut self, request: &Request) -> u64 {
-        let before = self.vm.host_calls();
-        self.exchange(request);
-        self.vm.host_calls() - before
-    }
+fn host_calls_of(driver: &mut EnvoyDriver, request: &Request) -> u64 {
+    let before = driver.vm.host_calls();
+    exchange(driver, request);
+    driver.vm.host_calls() - before
 }
 
 /// A filter, the VM configuration and the plugin configuration it runs with, by bench name.
@@ -192,8 +155,8 @@ struct Variant {
 }
 
 impl Variant {
-    fn driver(&self) -> Driver {
-        Driver::new(&self.module, self.vm_config, self.plugin_config)
+    fn driver(&self) -> EnvoyDriver {
+        driver(&self.module, self.vm_config, self.plugin_config)
     }
 }
 
@@ -252,11 +215,11 @@ fn print_host_calls(variants: &[Variant]) {
     for variant in variants {
         for (kind, request) in requests() {
             let mut driver = variant.driver();
-            let first = driver.host_calls_of(&request);
+            let first = host_calls_of(&mut driver, &request);
             for _ in 0..98 {
-                driver.exchange(&request);
+                exchange(&mut driver, &request);
             }
-            let steady = driver.host_calls_of(&request);
+            let steady = host_calls_of(&mut driver, &request);
             let name = variant.name;
             println!("host calls per request: {name} {kind} first={first} steady={steady}");
         }
@@ -289,7 +252,7 @@ fn print_paired(variants: &[Variant]) {
             let mut drivers = [base.driver(), variant.driver()];
             for driver in &mut drivers {
                 for _ in 0..PAIRED_BATCH {
-                    driver.exchange(&request);
+                    exchange(driver, &request);
                 }
             }
             let mut times = [Vec::new(), Vec::new()];
@@ -297,7 +260,7 @@ fn print_paired(variants: &[Variant]) {
                 for i in [round % 2, 1 - round % 2] {
                     let start = Instant::now();
                     for _ in 0..PAIRED_BATCH {
-                        drivers[i].exchange(black_box(&request));
+                        exchange(&mut drivers[i], black_box(&request));
                     }
                     let ns = start.elapsed().as_nanos() as f64 / f64::from(PAIRED_BATCH);
                     times[i].push(ns);
@@ -322,7 +285,7 @@ fn whole_request(c: &mut Criterion, variants: &[Variant]) {
         for (kind, request) in requests() {
             let id = BenchmarkId::new(variant.name, kind);
             group.bench_with_input(id, &request, |b, request| {
-                b.iter(|| driver.exchange(black_box(request)))
+                b.iter(|| exchange(&mut driver, black_box(request)))
             });
         }
     }

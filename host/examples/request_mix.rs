@@ -22,19 +22,18 @@ use prompter_filter::events::{Recorder, Stat, StatSink};
 use prompter_filter::exchange::Exchange;
 use prompter_filter::labels::ModelLabels;
 use prompter_filter::routes::RouteTable;
-use prompter_host::clock::Clock;
 use prompter_host::state::PluginSetup;
-use prompter_host::testing::{shared_for, Request};
-use prompter_host::vm::{FilterInstance, FilterModule};
+use prompter_host::testing::{EnvoyDriver, Request};
+use prompter_host::vm::FilterModule;
 
 /// Health polling off: nothing answers it here.
 const CONFIG: &str = r#"{"health":{"interval_seconds":0}}"#;
 const START_NANOS: u64 = 1_700_000_000_000_000_000;
 /// Every request takes 3 ms: a few buckets of each histogram are counted.
-const DURATION_NANOS: u64 = 3_000_000;
+const DURATION_SECONDS: f64 = 0.003;
 
 fn mix() -> Vec<Request> {
-    vec![
+    let mix = vec![
         Request::post(
             "/api/prompt-templates",
             r#"{"name":"bench","body":"Hello {name}"}"#,
@@ -59,11 +58,10 @@ fn mix() -> Vec<Request> {
         Request::get("/favicon.ico")
             .status(404)
             .respond(r#"{"detail":"Not Found"}"#),
-    ]
-}
-
-fn header(name: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
-    (name.as_bytes().to_vec(), value.as_bytes().to_vec())
+    ];
+    mix.into_iter()
+        .map(|request| request.taking_seconds(DURATION_SECONDS))
+        .collect()
 }
 
 /// What drives one exchange of the mix.
@@ -72,63 +70,21 @@ trait Driver {
 }
 
 /// The module in the wasmtime host, as Envoy drives it.
-struct Wasm {
-    vm: FilterInstance,
-    clock: Clock,
+fn wasm(path: &str) -> EnvoyDriver {
+    let module = FilterModule::from_file(path.as_ref())
+        .unwrap_or_else(|e| panic!("{path}: {e}: build it with scripts/build-wasm"));
+    let setup = PluginSetup {
+        plugin_config: CONFIG.as_bytes().to_vec(),
+        // Envoy's: counters batched in the VM.
+        vm_config: Vec::new(),
+        ..PluginSetup::default()
+    };
+    EnvoyDriver::start(&module, setup, START_NANOS).expect("the filter starts")
 }
 
-impl Wasm {
-    fn new(path: &str) -> Wasm {
-        let module = FilterModule::from_file(path.as_ref())
-            .unwrap_or_else(|e| panic!("{path}: {e}: build it with scripts/build-wasm"));
-        let setup = PluginSetup {
-            plugin_config: CONFIG.as_bytes().to_vec(),
-            // Envoy's: counters batched in the VM.
-            vm_config: Vec::new(),
-            ..PluginSetup::default()
-        };
-        let clock = Clock::manual(START_NANOS);
-        let shared = shared_for(&setup.plugin_config, &setup.env, clock.clone());
-        let vm = FilterInstance::new(&module, shared, setup).expect("the filter starts");
-        Wasm { vm, clock }
-    }
-}
-
-impl Driver for Wasm {
+impl Driver for EnvoyDriver {
     fn exchange(&mut self, request: &Request) {
-        let vm = &mut self.vm;
-        let id = vm.create_stream().expect("stream");
-        let headers = vec![
-            header(":authority", "prompter-api"),
-            header(":path", &request.path),
-            header(":method", &request.method),
-            header(":scheme", "http"),
-            header("user-agent", "wrk"),
-            header("content-type", "application/json"),
-            header("x-forwarded-proto", "http"),
-            header("x-request-id", "0b8c3f6e-6a43-4c1e-9f1e-3f2d0c1a7b55"),
-        ];
-        let body = &request.body;
-        vm.on_request_headers(id, headers, body.is_empty())
-            .expect("request headers");
-        if !body.is_empty() {
-            vm.on_request_body(id, body, true).expect("request body");
-        }
-        self.clock.advance_nanos(DURATION_NANOS);
-        let response = &request.response_body;
-        let headers = vec![
-            header(":status", request.status.as_deref().unwrap_or("200")),
-            header("content-type", "application/json"),
-            header("content-length", &response.len().to_string()),
-            header("x-envoy-upstream-service-time", "1"),
-        ];
-        vm.on_response_headers(id, headers, response.is_empty())
-            .expect("response headers");
-        if !response.is_empty() {
-            vm.on_response_body(id, response, true)
-                .expect("response body");
-        }
-        vm.finish_stream(id).expect("log, done, delete");
+        EnvoyDriver::exchange(self, request).expect("the exchange");
     }
 }
 
@@ -212,7 +168,7 @@ impl Driver for Core {
         if !request.body.is_empty() && exchange.wants_request_body() {
             exchange.request_body(config, &request.body);
         }
-        self.now += DURATION_NANOS;
+        self.now += request.duration_nanos;
         let content_type = exchange.reads_content_type().then_some("application/json");
         exchange.response_headers(request.status.as_deref(), content_type);
         if !request.response_body.is_empty() {
@@ -263,7 +219,7 @@ fn main() {
     let usage = "usage: request_mix wasm MODULE.wasm ROUNDS | request_mix core ROUNDS \
                  | request_mix functions MODULE.wasm [TEXT]";
     let (mut driver, rounds): (Box<dyn Driver>, &str) = match args.as_slice() {
-        [mode, path, rounds] if mode == "wasm" => (Box::new(Wasm::new(path)), rounds),
+        [mode, path, rounds] if mode == "wasm" => (Box::new(wasm(path)), rounds),
         [mode, rounds] if mode == "core" => (Box::new(Core::new()), rounds),
         [mode, path, text @ ..] if mode == "functions" => {
             return print_functions(path, text.first())

@@ -9,11 +9,13 @@
 //! ```
 
 pub mod bounds;
+mod envoy_driver;
 pub mod series;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+pub use envoy_driver::EnvoyDriver;
 pub use series::Series;
 
 use crate::clock::Clock;
@@ -231,6 +233,13 @@ impl Request {
         let mut request = Self::new("POST", path);
         request.body = body.as_bytes().to_vec();
         request
+    }
+
+    /// A request header, sent after the ones the driver sets itself.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
+        self
     }
 
     pub fn status(mut self, status: u16) -> Self {
