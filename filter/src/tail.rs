@@ -21,13 +21,17 @@ use memchr::memchr;
 
 use crate::scanner::{FieldSet, FieldValue, JsonFieldScanner};
 
-/// Bytes of one unwanted top-level string value read before the rest of it is skipped.
-pub const SKIP_AFTER: usize = 16 * 1024;
+/// Bytes of one unwanted top-level string value read before the rest of it is skipped (at
+/// most twice this, as the scanner is fed in steps of it). Kept small: every byte before the
+/// skip goes through the scanner, and a generated text escapes a character every few dozen
+/// bytes, the scanner's slowest case; what follows a longer value is still read exactly when
+/// it fits the [`TAIL`] window, as the Prompter API's short fields do.
+pub const SKIP_AFTER: usize = 4 * 1024;
 /// Bytes kept from the end of the body while skipping.
 pub const TAIL: usize = 4 * 1024;
 /// Most bytes of a chunk copied into the VM at once while reading in full: a large chunk is
 /// read in steps, so that once a long value is found the rest of the chunk is not copied.
-pub const READ_STEP: usize = 4 * SKIP_AFTER;
+pub const READ_STEP: usize = 64 * 1024;
 
 /// Stands in for the document up to the skipped value's closing quote, so that what follows
 /// it parses as the rest of a top-level object (no field is named "").
