@@ -196,6 +196,13 @@ def instructions_section(p, instructions):
             f"| **Envoy + native module without the tick** | **{native - tick[0]:,}** "
             f"(**{native - tick[0] - bare:+,}** over bare) |"
         )
+    if {"bare_2mb", "native_2mb"} <= envoy.keys():
+        bare, native = envoy["bare_2mb"][0], envoy["native_2mb"][0]
+        p(f"| bare Envoy, per 2 MB run response | {bare:,} |")
+        p(
+            f"| **Envoy + native module, per 2 MB run response** | **{native:,}** "
+            f"(**{native - bare:+,}**, {native / bare - 1:+.0%} over bare) |"
+        )
     p("")
 
 
