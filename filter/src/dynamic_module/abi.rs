@@ -437,28 +437,21 @@ impl<'h> EnvoyFilter<'h> {
                     buffers.as_mut_ptr(),
                 )
             };
-        let mut slices: [&[u8]; INLINE] = [&[]; INLINE];
-        let mut spilled_slices = Vec::new();
-        let mut len = 0;
-        for buffer in buffers
+        let live = buffers
             .iter()
             .filter(|b| ok && !b.ptr.is_null() && b.length > 0)
-        {
             // SAFETY: Envoy keeps the slices valid until the hook returns.
-            let slice = unsafe { std::slice::from_raw_parts(buffer.ptr, buffer.length) };
-            match slices.get_mut(len) {
-                Some(slot) => *slot = slice,
-                None => spilled_slices.push(slice),
-            }
+            .map(|b| unsafe { std::slice::from_raw_parts(b.ptr, b.length) });
+        if count > INLINE {
+            return f(&live.collect::<Vec<_>>());
+        }
+        let mut slices: [&[u8]; INLINE] = [&[]; INLINE];
+        let mut len = 0;
+        for (slot, slice) in slices.iter_mut().zip(live) {
+            *slot = slice;
             len += 1;
         }
-        if spilled_slices.is_empty() {
-            f(&slices[..len])
-        } else {
-            let mut all = slices.to_vec();
-            all.append(&mut spilled_slices);
-            f(&all)
-        }
+        f(&slices[..len])
     }
 
     /// The stream's response code (`response.code`), set even when no response headers were
