@@ -42,7 +42,33 @@ impl From<Metric> for MetricId {
 pub struct Series<'a> {
     pub metric: MetricId,
     pub values: &'a [&'a str],
+    /// The values as a number, when their producer knows one: see [`ValuesKey`].
+    pub key: Option<ValuesKey>,
 }
+
+impl<'a> Series<'a> {
+    pub fn new(metric: impl Into<MetricId>, values: &'a [&'a str]) -> Self {
+        Series {
+            metric: metric.into(),
+            values,
+            key: None,
+        }
+    }
+
+    /// The same series, found by `key` (which must determine its values).
+    pub fn with_key(self, key: Option<ValuesKey>) -> Self {
+        Series { key, ..self }
+    }
+}
+
+/// A number that, with the metric and the recorder's configuration, determines a series'
+/// label values: the exchange knows its method, configured route and status as small
+/// integers before it spells them. The recorder finds a keyed series by this number, without
+/// hashing and comparing the values' text (most of what recording an event cost). A series
+/// whose values come from traffic (a provider, a model, a learned route, a declared label) has
+/// none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ValuesKey(pub u64);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event<'a> {
@@ -297,10 +323,10 @@ pub(crate) mod tests {
         let mut config = Config::parse(b"", |_| None).unwrap();
         let mut sink = MapSink::default();
         let mut recorder = Recorder::default();
-        let series = Series {
-            metric: Metric::EnsureVersionSeconds.into(),
-            values: &["prompter-api", "dev", "openai"],
-        };
+        let series = Series::new(
+            Metric::EnsureVersionSeconds,
+            &["prompter-api", "dev", "openai"],
+        );
         recorder.record(&config, Event::Observe(series, 300_000_000), &mut sink);
         recorder.record(&config, Event::Observe(series, 9_999_501), &mut sink);
         let prefix = "service=.=prompter-api;.;env=.=dev;.;provider=.=openai;.;";
@@ -350,16 +376,10 @@ pub(crate) mod tests {
         let mut sink = MapSink::default();
         let mut recorder = Recorder::default();
         let values = ["prompter-api", "dev"];
-        let series = Series {
-            metric: Metric::RedisUp.into(),
-            values: &values,
-        };
+        let series = Series::new(Metric::RedisUp, &values);
         recorder.record(&config, Event::Set(series, 1), &mut sink);
         recorder.record(&config, Event::Set(series, 0), &mut sink);
-        let series = Series {
-            metric: Metric::ResultsInsert.into(),
-            values: &values,
-        };
+        let series = Series::new(Metric::ResultsInsert, &values);
         recorder.record(&config, Event::Count(series), &mut sink);
         recorder.record(&config, Event::Count(series), &mut sink);
         assert_eq!(
@@ -431,10 +451,7 @@ pub(crate) mod tests {
         let mut refused = false;
         let mut sink = RefusingSink::new(move |_: &str| !std::mem::replace(&mut refused, true));
         let mut recorder = Recorder::default();
-        let series = Series {
-            metric: Metric::ResultsInsert.into(),
-            values: &["prompter-api", "dev"],
-        };
+        let series = Series::new(Metric::ResultsInsert, &["prompter-api", "dev"]);
         for _ in 0..3 {
             recorder.record(&config, Event::Count(series), &mut sink);
         }
@@ -445,10 +462,7 @@ pub(crate) mod tests {
             "defined again after the refusal, then cached"
         );
         // Label values that concatenate alike are other series.
-        let other = Series {
-            metric: Metric::ResultsInsert.into(),
-            values: &["prompter-apid", "ev"],
-        };
+        let other = Series::new(Metric::ResultsInsert, &["prompter-apid", "ev"]);
         recorder.record(&config, Event::Count(other), &mut sink);
         assert_eq!(sink.definitions, 3);
         assert_eq!(sink.inner.stats[name], 2);
@@ -463,10 +477,10 @@ pub(crate) mod tests {
             name.ends_with(COUNT_SUFFIX) && !std::mem::replace(&mut refused, true)
         });
         let mut recorder = Recorder::default();
-        let series = Series {
-            metric: Metric::EnsureVersionSeconds.into(),
-            values: &["prompter-api", "dev", "openai"],
-        };
+        let series = Series::new(
+            Metric::EnsureVersionSeconds,
+            &["prompter-api", "dev", "openai"],
+        );
         for _ in 0..3 {
             recorder.record(&config, Event::Observe(series, 10_000_000), &mut sink);
         }

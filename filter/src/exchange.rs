@@ -10,7 +10,7 @@ use std::ops::Range;
 use crate::catalog::Metric;
 use crate::config::{Config, FIELD_FINGERPRINT, FIELD_MODEL, FIELD_PROVIDER};
 use crate::declared::{Candidates, ResponseKind};
-use crate::events::{Event, Series};
+use crate::events::{Event, Series, ValuesKey};
 use crate::labels::{self, ModelLabels, OTHER};
 use crate::routes::{RouteId, RouteTable, UNMATCHED};
 use crate::scanner::{FieldSet, FieldValue, JsonFieldScanner};
@@ -82,6 +82,8 @@ impl ResponseFields<'_> {
 #[derive(Debug, Clone)]
 pub struct Exchange {
     method: &'static str,
+    /// `method`'s index in [`labels::METHODS`] (a part of [`Exchange::values_key`]).
+    method_index: u8,
     route: Option<RouteId>,
     /// A route learned from the OpenAPI document, by text: the learned table may be
     /// replaced while the exchange runs.
@@ -132,7 +134,8 @@ impl Exchange {
         path: Option<&str>,
         now_nanos: u64,
     ) -> Self {
-        let method = method.map_or(OTHER, labels::method);
+        let method_index = method.map_or(labels::METHODS.len(), labels::method_index);
+        let method = labels::METHODS.get(method_index).copied().unwrap_or(OTHER);
         let path = path.unwrap_or_default();
         let configured = config.routes.find_ranked(path);
         let learned_route = learned
@@ -182,6 +185,7 @@ impl Exchange {
                 .is_some_and(|d| d.candidates.request_fields);
         Exchange {
             method,
+            method_index: method_index as u8,
             route,
             learned_route,
             role,
@@ -363,16 +367,18 @@ impl Exchange {
             .unwrap_or(labels::NO_STATUS);
         let (service, env) = (config.service.as_str(), config.env.as_str());
         let class = self.status.map(|s| s / 100);
+        // Every series below but the provider's and model's is determined by this key.
+        let key = self.values_key();
 
-        emit(Event::Count(Series {
-            metric: Metric::RequestsTotal.into(),
-            values: &[service, env, self.method, route, status],
-        }));
+        emit(Event::Count(
+            Series::new(
+                Metric::RequestsTotal,
+                &[service, env, self.method, route, status],
+            )
+            .with_key(key),
+        ));
         emit(Event::Observe(
-            Series {
-                metric: Metric::RequestSeconds.into(),
-                values: &[service, env, self.method, route],
-            },
+            Series::new(Metric::RequestSeconds, &[service, env, self.method, route]).with_key(key),
             nanos,
         ));
 
@@ -384,29 +390,19 @@ impl Exchange {
                 let provider = fields.provider(config);
                 let model = fields.model(config, models, provider);
                 let values = [service, env, provider, model.as_str()];
-                emit(Event::Count(Series {
-                    metric: Metric::ProbeAttempts.into(),
-                    values: &values,
-                }));
+                emit(Event::Count(Series::new(Metric::ProbeAttempts, &values)));
                 if class != Some(2) {
-                    emit(Event::Count(Series {
-                        metric: Metric::ProbeFailures.into(),
-                        values: &values,
-                    }));
+                    emit(Event::Count(Series::new(Metric::ProbeFailures, &values)));
                 }
                 emit(Event::Observe(
-                    Series {
-                        metric: Metric::EnsureVersionSeconds.into(),
-                        values: &[service, env, provider],
-                    },
+                    Series::new(Metric::EnsureVersionSeconds, &[service, env, provider]),
                     nanos,
                 ));
             }
             Role::Run if class == Some(2) => {
-                emit(Event::Count(Series {
-                    metric: Metric::ResultsInsert.into(),
-                    values: &[service, env],
-                }));
+                emit(Event::Count(
+                    Series::new(Metric::ResultsInsert, &[service, env]).with_key(key),
+                ));
                 let provider =
                     ModelLabels::provider(&config.providers, fields.string_field(FIELD_PROVIDER));
                 let fingerprint = fields.response_field(FIELD_FINGERPRINT);
@@ -416,19 +412,15 @@ impl Exchange {
                     _ => false,
                 };
                 if has_fingerprint && provider == config.fingerprint_provider {
-                    emit(Event::Count(Series {
-                        metric: Metric::FingerprintPresent.into(),
-                        values: &[service, env],
-                    }));
+                    emit(Event::Count(
+                        Series::new(Metric::FingerprintPresent, &[service, env]).with_key(key),
+                    ));
                 }
             }
             Role::Health => {
                 if let Some(up) = fields.response_field(config.fields.redis).as_bool() {
                     emit(Event::Set(
-                        Series {
-                            metric: Metric::RedisUp.into(),
-                            values: &[service, env],
-                        },
+                        Series::new(Metric::RedisUp, &[service, env]).with_key(key),
                         u64::from(up),
                     ));
                 }
@@ -438,17 +430,15 @@ impl Exchange {
 
         if let (Some(409), Some(id)) = (self.status, self.route) {
             if let Some(table) = config.unique_table(self.method, id) {
-                emit(Event::Count(Series {
-                    metric: Metric::UniqueViolations.into(),
-                    values: &[service, env, table],
-                }));
+                emit(Event::Count(
+                    Series::new(Metric::UniqueViolations, &[service, env, table]).with_key(key),
+                ));
             }
         }
         if self.status == Some(429) {
-            emit(Event::Count(Series {
-                metric: Metric::RateLimitHits.into(),
-                values: &[service, env, route],
-            }));
+            emit(Event::Count(
+                Series::new(Metric::RateLimitHits, &[service, env, route]).with_key(key),
+            ));
         }
 
         if let Some(declared) = &self.declared {
@@ -464,6 +454,22 @@ impl Exchange {
             };
             exchange.record(config, models, emit);
         }
+    }
+
+    /// The exchange's method, configured route and status as one number: with the metric and
+    /// the configuration, it determines the values of every series the exchange records but
+    /// the probes' (whose provider and model come from the bodies). A learned route is text
+    /// (its table may be replaced at any time): no key.
+    fn values_key(&self) -> Option<ValuesKey> {
+        let route = match (&self.learned_route, self.route) {
+            (Some(_), _) => return None,
+            (None, Some(id)) => id.0 as u64 + 1,
+            (None, None) => 0,
+        };
+        let status = u64::from(self.status.unwrap_or(0));
+        Some(ValuesKey(
+            route << 24 | u64::from(self.method_index) << 16 | status,
+        ))
     }
 
     fn settled_fields<'a>(&'a self, config: &Config) -> Fields<'a> {
@@ -547,13 +553,7 @@ pub fn health_poll_value(config: &Config, body: Option<&[u8]>) -> u64 {
 /// Emits the `prompter_redis_up` gauge for a polled health check.
 pub fn emit_redis_up(config: &Config, value: u64, emit: &mut impl FnMut(Event<'_>)) {
     let values = [config.service.as_str(), config.env.as_str()];
-    emit(Event::Set(
-        Series {
-            metric: Metric::RedisUp.into(),
-            values: &values,
-        },
-        value,
-    ));
+    emit(Event::Set(Series::new(Metric::RedisUp, &values), value));
 }
 
 #[cfg(test)]

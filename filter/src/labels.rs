@@ -45,11 +45,15 @@ pub const METHODS: [&str; 9] = [
 
 /// The request method as a label: one of the standard methods, else `other`.
 pub fn method(raw: &str) -> &'static str {
+    METHODS.get(method_index(raw)).copied().unwrap_or(OTHER)
+}
+
+/// The request method's index in [`METHODS`], `METHODS.len()` for `other`.
+pub fn method_index(raw: &str) -> usize {
     METHODS
         .iter()
-        .find(|m| m.eq_ignore_ascii_case(raw))
-        .copied()
-        .unwrap_or(OTHER)
+        .position(|m| m.eq_ignore_ascii_case(raw))
+        .unwrap_or(METHODS.len())
 }
 
 /// A response status as a label: a three-digit code in [`STATUS_CODES`], else `None` (the

@@ -4,7 +4,9 @@
 //! A stat name is ~100 bytes of encoded labels; building, hashing and comparing one per event
 //! was most of the cost of recording a request. The label values themselves are a few short
 //! strings: they are hashed in place, and a hit compares them against the stored copy. A miss
-//! (a series seen for the first time) is the only path that allocates.
+//! (a series seen for the first time) is the only path that allocates. A series whose
+//! producer gave a [`ValuesKey`](crate::events::ValuesKey) is found by that number alone once
+//! it has been seen with it.
 
 use rustc_hash::FxHashMap;
 
@@ -38,6 +40,8 @@ impl<V> Entry<V> {
 pub struct SeriesCache<V> {
     /// Hash of a series → its first entry.
     heads: FxHashMap<u64, usize>,
+    /// (metric, values key) → the entry of a keyed series.
+    keyed: FxHashMap<(u64, u64), usize>,
     entries: Vec<Entry<V>>,
 }
 
@@ -45,6 +49,7 @@ impl<V> Default for SeriesCache<V> {
     fn default() -> Self {
         SeriesCache {
             heads: FxHashMap::default(),
+            keyed: FxHashMap::default(),
             entries: Vec::new(),
         }
     }
@@ -67,12 +72,28 @@ impl<V> SeriesCache<V> {
         self.entries.is_empty()
     }
 
-    pub fn get(&self, series: &Series<'_>) -> Option<&V> {
+    /// The value stored for `series`. A keyed series found by its values is remembered by
+    /// its key from then on.
+    pub fn get(&mut self, series: &Series<'_>) -> Option<&V> {
+        let keyed = series.key.map(|key| (series.metric.key(), key.0));
+        if let Some(&index) = keyed.and_then(|keyed| self.keyed.get(&keyed)) {
+            let entry = &self.entries[index];
+            debug_assert!(entry.holds(series), "{series:?} is not its key's series");
+            return Some(&entry.value);
+        }
+        let index = self.find(series)?;
+        if let Some(keyed) = keyed {
+            self.keyed.insert(keyed, index);
+        }
+        Some(&self.entries[index].value)
+    }
+
+    fn find(&self, series: &Series<'_>) -> Option<usize> {
         let mut at = self.heads.get(&hash(series)).copied();
         while let Some(index) = at {
             let entry = &self.entries[index];
             if entry.holds(series) {
-                return Some(&entry.value);
+                return Some(index);
             }
             at = entry.next;
         }
@@ -83,6 +104,9 @@ impl<V> SeriesCache<V> {
     pub fn insert(&mut self, series: &Series<'_>, value: V) -> &V {
         let index = self.entries.len();
         let next = self.heads.insert(hash(series), index);
+        if let Some(key) = series.key {
+            self.keyed.insert((series.metric.key(), key.0), index);
+        }
         self.entries.push(Entry {
             metric: series.metric,
             values: series.values.iter().map(|v| Box::from(*v)).collect(),
@@ -97,12 +121,10 @@ impl<V> SeriesCache<V> {
 mod tests {
     use super::*;
     use crate::catalog::Metric;
+    use crate::events::ValuesKey;
 
     fn series<'a>(metric: Metric, values: &'a [&'a str]) -> Series<'a> {
-        Series {
-            metric: metric.into(),
-            values,
-        }
+        Series::new(metric, values)
     }
 
     #[test]
@@ -129,6 +151,27 @@ mod tests {
         );
         assert_eq!(cache.get(&series(Metric::ResultsInsert, &["api"])), None);
         assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn a_keyed_series_is_one_entry_found_by_its_key_or_its_values() {
+        let mut cache = SeriesCache::default();
+        let values = ["api", "dev"];
+        let keyed = |key| series(Metric::ResultsInsert, &values).with_key(Some(ValuesKey(key)));
+        cache.insert(&keyed(7), 1);
+        assert_eq!(cache.get(&keyed(7)), Some(&1));
+        // Unkeyed, or under another key that determines the same values: the same entry,
+        // and the new key is remembered.
+        assert_eq!(cache.get(&series(Metric::ResultsInsert, &values)), Some(&1));
+        assert_eq!(cache.get(&keyed(8)), Some(&1));
+        assert_eq!(cache.keyed.get(&(Metric::ResultsInsert as u64, 8)), Some(&0));
+        // A key is the metric's: another metric's series under the same number is another.
+        let other = series(Metric::RedisUp, &values).with_key(Some(ValuesKey(7)));
+        assert_eq!(cache.get(&other), None);
+        cache.insert(&other, 2);
+        assert_eq!(cache.get(&other), Some(&2));
+        assert_eq!(cache.get(&keyed(7)), Some(&1));
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]

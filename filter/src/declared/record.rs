@@ -78,10 +78,7 @@ impl Ended<'_> {
             values.push(self.label(config, rule, models));
         }
         let values: Vec<&str> = values.iter().map(|v| &**v).collect();
-        let series = Series {
-            metric: MetricId::Declared(entry.metric),
-            values: &values,
-        };
+        let series = Series::new(MetricId::Declared(entry.metric), &values);
         emit(match (metric.kind, &entry.value) {
             (MetricKind::Histogram, _) => Event::Observe(series, value),
             (_, ValueSource::One) => Event::Count(series),

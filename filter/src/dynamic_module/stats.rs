@@ -79,10 +79,7 @@ impl Families {
             // the families the metric needs.
             let shape = config.shape(metric);
             let values: Vec<&str> = shape.labels.iter().collect();
-            let series = Series {
-                metric,
-                values: &values,
-            };
+            let series = Series::new(metric, &values);
             let event = match shape.kind {
                 MetricKind::Counter => Event::Count(series),
                 MetricKind::Gauge => Event::Set(series, 0),
