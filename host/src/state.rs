@@ -107,6 +107,18 @@ pub struct HostState {
     /// Host calls made by the guest, for the benchmark of host calls per request.
     pub host_calls: u64,
     pub limits: wasmtime::StoreLimits,
+    /// The guest's memory and allocator, found once the instance exists.
+    pub guest: GuestExports,
+}
+
+/// What host calls reach in the guest, looked up by name once after instantiation: a lookup
+/// by name is a search of the module's exports, and host calls made two per call (the memory,
+/// then the allocator for a returned value), ~1,500 instructions each time.
+#[derive(Clone, Default)]
+pub struct GuestExports {
+    pub memory: Option<wasmtime::Memory>,
+    /// `proxy_on_memory_allocate`, when the module exports it with the ABI's type.
+    pub allocate: Option<wasmtime::TypedFunc<i32, i32>>,
 }
 
 impl HostState {
@@ -123,6 +135,7 @@ impl HostState {
             call_response: None,
             host_calls: 0,
             limits,
+            guest: GuestExports::default(),
         }
     }
 

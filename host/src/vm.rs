@@ -13,8 +13,8 @@ use crate::abi;
 use crate::error::{HostError, Result};
 use crate::logs::Level;
 use crate::state::{
-    HeaderMap, HostState, HttpCallRequest, HttpCallResponse, LocalResponse, PluginSetup, Shared,
-    StreamState,
+    GuestExports, HeaderMap, HostState, HttpCallRequest, HttpCallResponse, LocalResponse,
+    PluginSetup, Shared, StreamState,
 };
 
 /// How long one callback may run before it is interrupted (an endless loop must not hang a
@@ -184,6 +184,9 @@ impl FilterInstance {
                 None => None,
             };
         let memory = instance.get_memory(&mut store, "memory");
+        let allocate = typed(&mut store, "proxy_on_memory_allocate")
+            .and_then(|f| f.typed::<i32, i32>(&store).ok());
+        store.data_mut().guest = GuestExports { memory, allocate };
         let mut vm = FilterInstance {
             store,
             exports,

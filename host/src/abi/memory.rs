@@ -1,7 +1,7 @@
 //! Checked access to guest memory. Every pointer and length the guest hands over goes through
 //! here: out of bounds is an error (which traps the guest), never a host crash.
 
-use wasmtime::{Caller, Extern, Memory, TypedFunc};
+use wasmtime::{Caller, Memory};
 
 use crate::state::HostState;
 
@@ -20,9 +20,8 @@ fn offset(value: i32) -> usize {
 
 impl<'a, 'c> Guest<'a, 'c> {
     pub fn new(caller: &'a mut Caller<'c, HostState>) -> HostResult<Self> {
-        let memory = match caller.get_export("memory") {
-            Some(Extern::Memory(memory)) => memory,
-            _ => wasmtime::bail!("the module exports no `memory`"),
+        let Some(memory) = caller.data().guest.memory else {
+            wasmtime::bail!("the module exports no `memory`");
         };
         Ok(Guest { caller, memory })
     }
@@ -99,11 +98,11 @@ impl<'a, 'c> Guest<'a, 'c> {
         let address = if bytes.is_empty() {
             0
         } else {
-            let allocate: TypedFunc<i32, i32> =
-                match self.caller.get_export("proxy_on_memory_allocate") {
-                    Some(Extern::Func(f)) => f.typed(&*self.caller)?,
-                    _ => wasmtime::bail!("the module exports no `proxy_on_memory_allocate`"),
-                };
+            let Some(allocate) = self.caller.data().guest.allocate.clone() else {
+                wasmtime::bail!(
+                    "the module exports no `proxy_on_memory_allocate` of type (i32) -> i32"
+                );
+            };
             let address = allocate.call(&mut *self.caller, size)?;
             if address == 0 {
                 wasmtime::bail!("proxy_on_memory_allocate({size}) returned null");
