@@ -191,7 +191,7 @@ impl Exchange {
             role,
             started_nanos: now_nanos,
             status: None,
-            request: scans_request.then(|| Box::new(JsonFieldScanner::new())),
+            request: scans_request.then(crate::recycle::scanner),
             response: None,
             declared,
         }
@@ -292,7 +292,7 @@ impl Exchange {
             (self.role == Role::Run || declared_fields) && sse::is_event_stream(content_type);
         self.response = match (reads_body, streams) {
             (_, true) => Some(ResponseScanner::Events(Box::default())),
-            (true, false) => Some(ResponseScanner::Json(Box::default())),
+            (true, false) => Some(ResponseScanner::Json(crate::recycle::json_body())),
             (false, false) => None,
         };
     }
@@ -479,6 +479,18 @@ impl Exchange {
                 .response
                 .as_ref()
                 .map(|r| r.settled(&config.fields.response)),
+        }
+    }
+}
+
+impl Drop for Exchange {
+    /// The scanners go back to this thread's lists for the next exchanges.
+    fn drop(&mut self) {
+        if let Some(scanner) = self.request.take() {
+            crate::recycle::give_back_scanner(scanner);
+        }
+        if let Some(ResponseScanner::Json(body)) = self.response.take() {
+            crate::recycle::give_back_json_body(body);
         }
     }
 }

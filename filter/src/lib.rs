@@ -18,6 +18,7 @@ pub mod json;
 pub mod labels;
 pub mod openapi;
 pub mod outcome_log;
+mod recycle;
 pub mod routes;
 pub mod scanner;
 pub mod series_cache;

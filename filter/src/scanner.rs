@@ -494,9 +494,44 @@ impl JsonFieldScanner {
         }
     }
 
-    /// Forget everything, ready for another body.
+    /// Forget everything, ready for another body: as [`new`](Self::new) but in place, without
+    /// rewriting the kilobyte of buffers (the value buffer is only read up to `buf_len`, an
+    /// inline string only up to its length). Every field is named, so a new one cannot be
+    /// forgotten here.
     pub fn reset(&mut self) {
-        *self = Self::new();
+        let JsonFieldScanner {
+            state,
+            esc,
+            pending_high,
+            capture,
+            buf: _,
+            buf_len,
+            overflow,
+            string_len,
+            target,
+            target_nested,
+            child,
+            is_child,
+            depth,
+            kinds,
+            values,
+        } = self;
+        *state = State::Start { bom: 0 };
+        *esc = Esc::None;
+        *pending_high = None;
+        *capture = false;
+        *buf_len = 0;
+        *overflow = false;
+        *string_len = 0;
+        *target = None;
+        *target_nested = None;
+        *child = None;
+        *is_child = false;
+        *depth = 0;
+        *kinds = [0; MAX_DEPTH / 64];
+        for value in values.iter_mut() {
+            *value = FieldValue::Absent;
+        }
     }
 
     /// Handles one byte outside strings and nested containers.

@@ -164,7 +164,10 @@ mod tests {
         // and the new key is remembered.
         assert_eq!(cache.get(&series(Metric::ResultsInsert, &values)), Some(&1));
         assert_eq!(cache.get(&keyed(8)), Some(&1));
-        assert_eq!(cache.keyed.get(&(Metric::ResultsInsert as u64, 8)), Some(&0));
+        assert_eq!(
+            cache.keyed.get(&(Metric::ResultsInsert as u64, 8)),
+            Some(&0)
+        );
         // A key is the metric's: another metric's series under the same number is another.
         let other = series(Metric::RedisUp, &values).with_key(Some(ValuesKey(7)));
         assert_eq!(cache.get(&other), None);

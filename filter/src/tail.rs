@@ -65,6 +65,12 @@ impl JsonBody {
         }
     }
 
+    /// Forget everything, ready for another body.
+    pub fn reset(&mut self) {
+        self.scanner.reset();
+        self.tail = None;
+    }
+
     /// The bytes of a `len`-byte chunk to read next when its first `done` bytes are dealt
     /// with: the next step while reading in full, the chunk's last [`TAIL`] bytes while
     /// skipping; `None` once nothing more is wanted. Feed them with `len - done` as the span.
