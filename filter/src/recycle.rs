@@ -15,9 +15,14 @@ use crate::tail::JsonBody;
 /// Boxes kept per kind and thread; beyond, a given-back box is freed.
 const KEEP: usize = 16;
 
+/// Boxes, not values: an exchange holds its scanners by `Box`, and handing one over moves a
+/// pointer, not a kilobyte.
+#[allow(clippy::vec_box)]
+type Kept<T> = RefCell<Vec<Box<T>>>;
+
 thread_local! {
-    static SCANNERS: RefCell<Vec<Box<JsonFieldScanner>>> = const { RefCell::new(Vec::new()) };
-    static BODIES: RefCell<Vec<Box<JsonBody>>> = const { RefCell::new(Vec::new()) };
+    static SCANNERS: Kept<JsonFieldScanner> = const { RefCell::new(Vec::new()) };
+    static BODIES: Kept<JsonBody> = const { RefCell::new(Vec::new()) };
 }
 
 /// A scanner ready for a new body.
@@ -50,7 +55,7 @@ pub fn give_back_json_body(mut body: Box<JsonBody>) {
     keep(&BODIES, body);
 }
 
-fn keep<T: 'static>(list: &'static std::thread::LocalKey<RefCell<Vec<Box<T>>>>, item: Box<T>) {
+fn keep<T: 'static>(list: &'static std::thread::LocalKey<Kept<T>>, item: Box<T>) {
     // A thread being torn down has no list any more: the box is freed.
     let _ = list.try_with(|kept| {
         let mut kept = kept.borrow_mut();
