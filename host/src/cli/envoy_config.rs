@@ -1,5 +1,5 @@
-//! `prompter-host envoy-config`: the Envoy bootstrap that loads the filter, printed or
-//! written to a file only once it is whole and valid.
+//! `prompter-host envoy-config`: the Envoy bootstrap that loads the filter (or, with
+//! `--no-filter`, bare Envoy), printed or written to a file only once it is whole and valid.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +28,10 @@ pub struct EnvoyConfigArgs {
     /// set to its directory.
     #[arg(long, value_name = "PATH", conflicts_with = "wasm")]
     dynamic_module: Option<String>,
+    /// No filter at all, only the router: bare Envoy, the baseline to measure the filter
+    /// against (every other flag as with the filter; no plugin configuration to read).
+    #[arg(long, conflicts_with_all = ["wasm", "dynamic_module", "plugin_config"])]
+    no_filter: bool,
     /// Plugin configuration (JSON) file; checked before it is written into the bootstrap.
     #[arg(long)]
     plugin_config: Option<PathBuf>,
@@ -52,9 +56,10 @@ fn render(args: &EnvoyConfigArgs) -> Result<String, String> {
         listen: args.listen.clone(),
         upstream: args.upstream.clone(),
         admin: args.admin.clone(),
-        module: match &args.dynamic_module {
-            Some(path) => FilterModule::Native(path.clone()),
-            None => FilterModule::Wasm(args.wasm.clone()),
+        module: match (args.no_filter, &args.dynamic_module) {
+            (true, _) => FilterModule::Bare,
+            (false, Some(path)) => FilterModule::Native(path.clone()),
+            (false, None) => FilterModule::Wasm(args.wasm.clone()),
         },
         plugin_config: String::from_utf8(plugin_config)
             .map_err(|_| "--plugin-config: not UTF-8 text".to_string())?,
@@ -72,4 +77,45 @@ fn write(args: &EnvoyConfigArgs, yaml: &str) -> Result<(), String> {
     std::fs::write(&partial, yaml)
         .and_then(|()| std::fs::rename(&partial, path))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct EnvoyConfig {
+        #[command(flatten)]
+        args: EnvoyConfigArgs,
+    }
+
+    /// A bare bootstrap that silently dropped a module or a plugin configuration asked for
+    /// would measure, or deploy, something else than was meant.
+    #[test]
+    fn no_filter_is_refused_with_a_module_or_a_plugin_configuration() {
+        for (flag, value) in [
+            ("--wasm", "x.wasm"),
+            ("--dynamic-module", "libx.so"),
+            ("--plugin-config", "x.json"),
+        ] {
+            for args in [["--no-filter", flag, value], [flag, value, "--no-filter"]] {
+                let refused = EnvoyConfig::try_parse_from(["envoy-config"].into_iter().chain(args))
+                    .err()
+                    .unwrap_or_else(|| panic!("{args:?} accepted"));
+                assert_eq!(refused.kind(), clap::error::ErrorKind::ArgumentConflict);
+                // clap names the two flags, in the order given.
+                let message = refused.to_string();
+                assert!(
+                    message.contains("cannot be used with")
+                        && message.contains("'--no-filter'")
+                        && message.contains(&format!("'{flag} <")),
+                    "{message}"
+                );
+            }
+        }
+        let bare = EnvoyConfig::try_parse_from(["envoy-config", "--no-filter"]).unwrap();
+        assert!(bare.args.no_filter);
+    }
 }

@@ -56,11 +56,13 @@ fn newest_change(path: &std::path::Path) -> std::time::SystemTime {
         .fold(own, std::cmp::max)
 }
 
-/// Which build of the filter Envoy loads.
+/// Which build of the filter Envoy loads, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Build {
     Wasm,
     Native,
+    /// No filter: bare Envoy, the baseline the soak compares the filter with.
+    Bare,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,14 @@ impl EnvoyOptions {
         }
     }
 
+    /// The same options with no filter at all (the plugin configuration is then unread).
+    pub fn bare(self) -> Self {
+        EnvoyOptions {
+            build: Build::Bare,
+            ..self
+        }
+    }
+
     /// The project's generated bootstrap for these options, listening on `listener`, its
     /// admin interface on `admin`.
     pub fn bootstrap(&self, listener: SocketAddr, admin: SocketAddr) -> String {
@@ -102,6 +112,7 @@ impl EnvoyOptions {
             module: match self.build {
                 Build::Wasm => FilterModule::Wasm(wasm_module().display().to_string()),
                 Build::Native => FilterModule::Native(native_module().display().to_string()),
+                Build::Bare => FilterModule::Bare,
             },
             plugin_config: self.plugin_config.clone(),
         }

@@ -110,14 +110,14 @@ fn split(rendered: &str) -> (String, String) {
 }
 
 /// The LDS file for one listener block (a list item indented by two), with `vm_id` for the
-/// Wasm module.
+/// Wasm module (the other builds have no VM).
 fn resource(listener_block: &str, build: Build, vm_id: &str) -> String {
     let listener_block = match build {
         Build::Wasm => {
             assert_eq!(listener_block.matches(VM_ID).count(), 1, "{listener_block}");
             listener_block.replace(VM_ID, vm_id)
         }
-        Build::Native => listener_block.to_string(),
+        Build::Native | Build::Bare => listener_block.to_string(),
     };
     let mut out = String::from("resources:\n");
     for (i, line) in listener_block.lines().enumerate() {

@@ -12,13 +12,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use prompter_e2e::envoy::{self, Envoy, EnvoyOptions, Launch};
+use prompter_e2e::envoy::{Envoy, EnvoyOptions};
 use prompter_e2e::host_process::HostProcess;
 use prompter_e2e::load::{self, LoadReport};
 use prompter_e2e::process_memory::{pid_with_arg, Sampler};
-use prompter_e2e::{client, free_port, scrape};
+use prompter_e2e::{client, scrape};
 use prompter_filter::catalog::{label, Metric};
-use prompter_host::envoy_config::{Bootstrap, FilterModule};
 
 const CONNECTIONS: usize = 500;
 const NO_POLLING: &str = r#"{"health": {"interval_seconds": 0}}"#;
@@ -130,43 +129,6 @@ fn counted_exactly(scrape: impl Fn() -> scrape::Series, report: &LoadReport) -> 
     }
 }
 
-fn bare_envoy(upstream: SocketAddr) -> Envoy {
-    let listener: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let with_filter = Bootstrap {
-        listen: listener.to_string().parse().unwrap(),
-        upstream: upstream.to_string().parse().unwrap(),
-        admin: admin.to_string().parse().unwrap(),
-        module: FilterModule::Wasm(envoy::wasm_module().display().to_string()),
-        plugin_config: NO_POLLING.into(),
-    }
-    .render()
-    .unwrap();
-    // The same bootstrap without the wasm filter (as `scripts/bench-load` makes it).
-    let mut skip = false;
-    let bare: Vec<&str> = with_filter
-        .lines()
-        .filter(|line| {
-            if line.contains("- name: envoy.filters.http.wasm") {
-                skip = true;
-            } else if line.contains("- name: envoy.filters.http.router") {
-                skip = false;
-            }
-            !skip
-        })
-        .collect();
-    assert!(!bare.join("\n").contains("envoy.filters.http.wasm"));
-    Envoy::start_bootstrap(
-        &Launch {
-            bootstrap: bare.join("\n"),
-            listener,
-            admin,
-            args: Vec::new(),
-        },
-        &EnvoyOptions::new(upstream, NO_POLLING),
-    )
-}
-
 fn envoy_pid(envoy: &Envoy) -> u32 {
     pid_with_arg(&format!(
         "prompter-e2e-envoy-{}-{}/",
@@ -188,7 +150,8 @@ fn envoy_allocated_kib(envoy: &Envoy) -> u64 {
 
 fn soak_bare_envoy() -> Figures {
     let upstream = sample();
-    let envoy = bare_envoy(upstream.addr);
+    // The same bootstrap with no filter (`envoy-config --no-filter`, as scripts/bench-load).
+    let envoy = Envoy::start(EnvoyOptions::new(upstream.addr, NO_POLLING).bare());
     let (report, rss) = loaded(envoy.listener, envoy_pid(&envoy));
     Figures {
         name: "bare Envoy",
