@@ -73,7 +73,9 @@ mod tests {
     /// Reads `doc` with `scanner` and lists every field (and whether the document ended).
     fn read(scanner: &mut JsonFieldScanner, fields: &FieldSet, doc: &str) -> String {
         scanner.feed(fields, doc.as_bytes());
-        let values: Vec<_> = (0..fields.len()).map(|i| scanner.field(i).clone()).collect();
+        let values: Vec<_> = (0..fields.len())
+            .map(|i| scanner.field(i).clone())
+            .collect();
         format!("{values:?} complete={}", scanner.is_complete())
     }
 

@@ -10,6 +10,8 @@
 use core::fmt;
 use memchr::memchr2;
 
+use crate::bytes;
+
 /// Most fields one scanner tracks.
 pub const MAX_FIELDS: usize = 8;
 /// Longest string value kept, in bytes (UTF-8). Longer strings are reported as `FieldValue::TooLong`.
@@ -121,7 +123,7 @@ impl Level {
         let index = self
             .keys
             .iter()
-            .position(|k| crate::bytes::eq(k.name.as_bytes(), decoded_key))?;
+            .position(|k| bytes::eq(k.name.as_bytes(), decoded_key))?;
         u8::try_from(index).ok()
     }
 
@@ -343,6 +345,15 @@ enum Esc {
     Backslash,
     /// `\u` escape: hex digits read so far and the UTF-16 code unit they spell.
     Hex(u8, u16),
+}
+
+/// Where the string being read ends or escapes: the first `"` or `\` of `rest` (the rest of
+/// the chunk). Most strings end within a few words, read a word at a time; past them,
+/// `memchr2` (vectorized natively) skips long values.
+fn quote_or_backslash(rest: &[u8]) -> Option<usize> {
+    const HEAD: usize = 16;
+    let (head, tail) = rest.split_at(rest.len().min(HEAD));
+    bytes::find2(head, b'"', b'\\').or_else(|| Some(HEAD + memchr2(b'"', b'\\', tail)?))
 }
 
 /// Per-body state. Creating one and feeding it never allocates on the heap.
@@ -632,7 +643,7 @@ impl JsonFieldScanner {
                 }
                 continue;
             }
-            let Some(pos) = memchr2(b'"', b'\\', rest) else {
+            let Some(pos) = quote_or_backslash(rest) else {
                 self.string_len += rest.len();
                 self.emit(rest);
                 return input.len();
