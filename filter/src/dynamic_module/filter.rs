@@ -102,8 +102,8 @@ impl RequestMetrics {
     }
 
     pub fn on_request_headers(&mut self, filter: EnvoyFilter<'_>) {
-        let method = text(filter.request_header(":method"));
-        let path = text(filter.request_header(":path"));
+        let method = text(filter.request_method());
+        let path = text(filter.request_path());
         let shared = &self.worker.shared;
         let mut worker = self.worker.state.borrow_mut();
         let worker = &mut *worker;
