@@ -549,6 +549,13 @@ impl JsonFieldScanner {
     fn step(&mut self, b: u8) {
         let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
         self.state = match (self.state, b) {
+            // The bytes between a compact object's strings first (none is whitespace, and none
+            // of these states is `Start`, so the order changes no outcome): with guards below,
+            // the table is tried arm by arm.
+            (State::Colon, b':') => State::Value,
+            (State::Value, b'"') => self.begin_string(StrKind::Value, self.target.is_some()),
+            (State::CommaOrClose, b',') => State::Key,
+            (State::KeyOrClose | State::Key, b'"') => self.begin_string(StrKind::Key, true),
             (State::Start { bom: 0 }, 0xEF) => State::Start { bom: 1 },
             (State::Start { bom: 1 }, 0xBB) => State::Start { bom: 2 },
             (State::Start { bom: 2 }, 0xBF) => State::Start { bom: 3 },
@@ -556,11 +563,7 @@ impl JsonFieldScanner {
             (State::Start { .. }, b'{') => State::KeyOrClose,
             (State::Start { .. }, _) if ws => State::Start { bom: 3 },
             (s, _) if ws && !matches!(s, State::Number | State::Literal(..)) => s,
-            (State::KeyOrClose | State::Key, b'"') => self.begin_string(StrKind::Key, true),
             (State::KeyOrClose | State::CommaOrClose, b'}') => State::Done,
-            (State::Colon, b':') => State::Value,
-            (State::CommaOrClose, b',') => State::Key,
-            (State::Value, b'"') => self.begin_string(StrKind::Value, self.target.is_some()),
             (State::Value, b'{') if self.target_nested.is_some() => {
                 let mut child = Box::new(JsonFieldScanner::new());
                 child.state = State::KeyOrClose;
