@@ -549,13 +549,35 @@ impl JsonFieldScanner {
     fn step(&mut self, b: u8) {
         let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
         self.state = match (self.state, b) {
-            // The bytes between a compact object's strings first (none is whitespace, and none
-            // of these states is `Start`, so the order changes no outcome): with guards below,
-            // the table is tried arm by arm.
+            // The bytes between a compact object's strings, and inside numbers and literals,
+            // first: with guards below, the table is tried arm by arm. The order changes no
+            // outcome: none of these bytes is whitespace, none of these states is `Start`, and
+            // whitespace ends a number or breaks a literal wherever its arm is.
             (State::Colon, b':') => State::Value,
             (State::Value, b'"') => self.begin_string(StrKind::Value, self.target.is_some()),
             (State::CommaOrClose, b',') => State::Key,
             (State::KeyOrClose | State::Key, b'"') => self.begin_string(StrKind::Key, true),
+            (State::Number, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') => {
+                self.push_number_byte(b);
+                State::Number
+            }
+            (State::Number, _) => {
+                // The byte ending a number belongs to what follows it.
+                let value = self.number_value();
+                self.state = self.finish_value(value);
+                return self.step(b);
+            }
+            (State::Literal(word, matched), _) if word.get(usize::from(matched)) == Some(&b) => {
+                if usize::from(matched) + 1 < word.len() {
+                    State::Literal(word, matched + 1)
+                } else {
+                    self.finish_value(match word.first() {
+                        Some(b't') => FieldValue::Bool(true),
+                        Some(b'f') => FieldValue::Bool(false),
+                        _ => FieldValue::Null,
+                    })
+                }
+            }
             (State::Start { bom: 0 }, 0xEF) => State::Start { bom: 1 },
             (State::Start { bom: 1 }, 0xBB) => State::Start { bom: 2 },
             (State::Start { bom: 2 }, 0xBF) => State::Start { bom: 3 },
@@ -585,27 +607,6 @@ impl JsonFieldScanner {
                 self.begin_string(StrKind::Value, self.target.is_some());
                 self.push_number_byte(b);
                 State::Number
-            }
-            (State::Number, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') => {
-                self.push_number_byte(b);
-                State::Number
-            }
-            (State::Number, _) => {
-                // The byte ending a number belongs to what follows it.
-                let value = self.number_value();
-                self.state = self.finish_value(value);
-                return self.step(b);
-            }
-            (State::Literal(word, matched), _) if word.get(usize::from(matched)) == Some(&b) => {
-                if usize::from(matched) + 1 < word.len() {
-                    State::Literal(word, matched + 1)
-                } else {
-                    self.finish_value(match word.first() {
-                        Some(b't') => FieldValue::Bool(true),
-                        Some(b'f') => FieldValue::Bool(false),
-                        _ => FieldValue::Null,
-                    })
-                }
             }
             _ => State::Invalid,
         };
