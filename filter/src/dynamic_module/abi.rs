@@ -401,40 +401,39 @@ impl<'h> EnvoyFilter<'h> {
     }
 
     fn attribute_string(&self, attribute_id: u32) -> Option<&'h [u8]> {
-        let mut result = EnvoyBuffer {
-            ptr: std::ptr::null(),
-            length: 0,
-        };
         // SAFETY: `result` outlives the call.
-        let found = unsafe {
+        self.lent(|result| unsafe {
             envoy_dynamic_module_callback_http_filter_get_attribute_string(
                 self.ptr,
                 attribute_id,
-                &mut result,
+                result,
             )
-        };
-        // SAFETY: the attribute is a request header's value, valid until the hook returns.
-        (found && !result.ptr.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(result.ptr, result.length) })
+        })
     }
 
     fn header(&self, header_type: HeaderType, key: &str) -> Option<&'h [u8]> {
-        let mut result = EnvoyBuffer {
-            ptr: std::ptr::null(),
-            length: 0,
-        };
         // SAFETY: `key` is read during the call; `result` outlives it.
-        let found = unsafe {
+        self.lent(|result| unsafe {
             envoy_dynamic_module_callback_http_get_header(
                 self.ptr,
                 header_type,
                 ModuleBuffer::of(key.as_bytes()),
-                &mut result,
+                result,
                 0,
                 std::ptr::null_mut(),
             )
+        })
+    }
+
+    /// Bytes Envoy lends for the running hook, written into `result` by `fill`, which says
+    /// whether Envoy had them.
+    fn lent(&self, fill: impl FnOnce(&mut EnvoyBuffer) -> bool) -> Option<&'h [u8]> {
+        let mut result = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
         };
-        // SAFETY: Envoy keeps the value valid until the hook returns, and sets nothing here.
+        let found = fill(&mut result);
+        // SAFETY: Envoy keeps what it lends valid until the hook returns.
         (found && !result.ptr.is_null())
             .then(|| unsafe { std::slice::from_raw_parts(result.ptr, result.length) })
     }
