@@ -356,6 +356,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// The line both builds log once a configuration is accepted.
+    pub fn summary(&self) -> String {
+        format!(
+            "prompter-filter: service={} env={}, {} routes, health {} every {}s",
+            self.service,
+            self.env,
+            self.routes.len(),
+            self.health.path,
+            self.health.interval.as_secs()
+        )
+    }
+
     /// Parses the plugin configuration (empty means all defaults). `env_var` looks up the
     /// process environment (the VM's `environment_variables` in Envoy).
     pub fn parse(

@@ -25,6 +25,7 @@ pub mod series_cache;
 pub mod sse;
 pub mod stat_name;
 pub mod tail;
+pub mod upkeep;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

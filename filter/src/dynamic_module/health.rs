@@ -7,11 +7,13 @@ use super::abi::{self, CalloutAnswer, EnvoyConfig, CALLOUT_SUCCESS};
 use crate::config::Config;
 use crate::events::Event;
 use crate::exchange;
+use crate::upkeep::HealthLog;
 
 #[derive(Debug)]
 pub struct HealthPoller {
     next: Instant,
     in_flight: Option<u64>,
+    log: HealthLog,
 }
 
 impl HealthPoller {
@@ -20,6 +22,7 @@ impl HealthPoller {
         HealthPoller {
             next: now,
             in_flight: None,
+            log: HealthLog::default(),
         }
     }
 
@@ -47,16 +50,15 @@ impl HealthPoller {
         ];
         let timeout = u64::try_from(health.timeout.as_millis()).unwrap_or(u64::MAX);
         match envoy.http_get(&health.cluster, &headers, timeout) {
-            Ok(id) => self.in_flight = Some(id),
+            Ok(id) => {
+                self.log.sent();
+                self.in_flight = Some(id);
+            }
             Err(status) => {
-                abi::log(
-                    abi::LOG_WARN,
-                    &format!(
-                        "prompter-filter: health check to cluster `{}` not sent: {}",
-                        health.cluster,
-                        super::callout_init_error(status)
-                    ),
-                );
+                let why = super::callout_init_error(status);
+                if let Some(line) = self.log.not_sent(&health.cluster, why) {
+                    abi::log(abi::LOG_WARN, &line);
+                }
                 exchange::emit_redis_up(config, 0, record);
             }
         }

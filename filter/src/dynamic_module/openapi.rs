@@ -3,16 +3,13 @@
 //! table is published to every worker ([`LearnedRoutes`]). A fetch or document that fails
 //! leaves the table as it was; the log lines are the Wasm build's.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::abi::{self, CalloutAnswer, EnvoyConfig, CALLOUT_SUCCESS};
 use super::plugin::{LearnedRoutes, Shared};
 use crate::config::OpenApiFetch;
-use crate::openapi::{self, DocumentPaths, PathsReader};
-
-/// A fetch without a usable answer (none, or 5xx) is tried again this soon, within the
-/// interval: at start the API may not listen yet.
-const RETRY: Duration = Duration::from_secs(5);
+use crate::openapi;
+use crate::upkeep::{self, FetchFailure, FetchLog};
 
 #[derive(Debug)]
 pub struct RouteLearner {
@@ -21,12 +18,7 @@ pub struct RouteLearner {
     in_flight: Option<u64>,
     /// The learned table as text, to tell a new document from the same one again.
     current: Option<String>,
-}
-
-/// Why a fetch taught nothing, and whether to try again before the interval is over.
-struct Failure {
-    reason: String,
-    retry_soon: bool,
+    log: FetchLog,
 }
 
 impl RouteLearner {
@@ -36,6 +28,7 @@ impl RouteLearner {
             next: Some(now),
             in_flight: None,
             current: None,
+            log: FetchLog::default(),
         }
     }
 
@@ -68,14 +61,7 @@ impl RouteLearner {
                 fetch,
                 learned,
                 now,
-                Failure {
-                    reason: format!(
-                        "not sent to cluster `{}`: {}",
-                        fetch.cluster,
-                        super::callout_init_error(status)
-                    ),
-                    retry_soon: true,
-                },
+                FetchFailure::not_sent(&fetch.cluster, super::callout_init_error(status)),
             ),
         }
     }
@@ -94,16 +80,12 @@ impl RouteLearner {
                 let learned = openapi::learn_document(paths, &shared.config.routes);
                 let text = learned.to_text();
                 if self.current.as_deref() == Some(text.as_str()) {
+                    if let Some(line) = self.log.unchanged(fetch) {
+                        abi::log(abi::LOG_INFO, &line);
+                    }
                     return;
                 }
-                abi::log(
-                    abi::LOG_INFO,
-                    &format!(
-                        "prompter-filter: OpenAPI document {}: learned {}",
-                        fetch.path,
-                        learned.summary()
-                    ),
-                );
+                abi::log(abi::LOG_INFO, &self.log.learned(fetch, &learned));
                 shared.learned.publish(learned.table);
                 self.current = Some(text);
             }
@@ -116,22 +98,15 @@ impl RouteLearner {
         fetch: &OpenApiFetch,
         learned: &LearnedRoutes,
         now: Instant,
-        failure: Failure,
+        failure: FetchFailure,
     ) {
-        if failure.retry_soon {
-            let retry = now + RETRY.min(fetch.interval.max(Duration::from_secs(1)));
+        if let Some(retry) = failure.retry_in(fetch) {
+            let retry = now + retry;
             self.next = Some(self.next.map_or(retry, |next| next.min(retry)));
         }
-        let kept = learned.len();
-        abi::log(
-            abi::LOG_WARN,
-            &format!(
-                "prompter-filter: OpenAPI document {}: {}; the route table stays as it was ({kept} learned route{})",
-                fetch.path,
-                failure.reason,
-                if kept == 1 { "" } else { "s" }
-            ),
-        );
+        if let Some(line) = self.log.failed(fetch, &failure, learned.len()) {
+            abi::log(abi::LOG_WARN, &line);
+        }
     }
 }
 
@@ -140,35 +115,14 @@ fn read(
     fetch: &OpenApiFetch,
     result: u32,
     answer: &CalloutAnswer<'_>,
-) -> Result<DocumentPaths, Failure> {
+) -> Result<openapi::DocumentPaths, FetchFailure> {
     let status = answer
         .header(":status")
-        .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u16>().ok());
-    let Some(status) = status.filter(|_| result == CALLOUT_SUCCESS) else {
-        return Err(Failure {
-            reason: "no answer (reset, timeout or no upstream)".into(),
-            retry_soon: true,
-        });
-    };
-    if !(200..300).contains(&status) {
-        return Err(Failure {
-            reason: format!("answered {status}"),
-            retry_soon: status >= 500,
-        });
-    }
-    let refused = |error: openapi::DocumentError| Failure {
-        reason: format!("refused: {error}"),
-        retry_soon: false,
-    };
-    let limits = fetch.limits;
-    if answer.body_len() > limits.max_bytes {
-        return Err(refused(openapi::DocumentError::TooLarge {
-            limit: limits.max_bytes,
-        }));
-    }
-    let mut reader = PathsReader::new(limits);
-    for chunk in answer.body_chunks() {
-        reader.feed(chunk).map_err(refused)?;
-    }
-    reader.finish().map_err(refused)
+        .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u16>().ok())
+        .filter(|_| result == CALLOUT_SUCCESS);
+    upkeep::read_answer(fetch, status, answer.body_len(), |reader| {
+        answer
+            .body_chunks()
+            .try_for_each(|chunk| reader.feed(chunk))
+    })
 }

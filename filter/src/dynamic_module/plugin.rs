@@ -103,17 +103,7 @@ impl Plugin {
     pub fn new(envoy: EnvoyConfig, raw: &[u8]) -> Result<Plugin, String> {
         let config = Config::parse(raw, |name| std::env::var(name).ok())
             .map_err(|error| format!("prompter-filter: {error}"))?;
-        abi::log(
-            abi::LOG_INFO,
-            &format!(
-                "prompter-filter: service={} env={}, {} routes, health {} every {}s",
-                config.service,
-                config.env,
-                config.routes.len(),
-                config.health.path,
-                config.health.interval.as_secs()
-            ),
-        );
+        abi::log(abi::LOG_INFO, &config.summary());
         let families = Arc::new(
             Families::define(&config, envoy).map_err(|e| format!("prompter-filter: {e}"))?,
         );

@@ -9,13 +9,13 @@ use proxy_wasm::types::LogLevel;
 use super::lease::Lease;
 use super::root::Shared;
 use crate::exchange;
-use crate::outcome_log::OutcomeLog;
+use crate::upkeep::HealthLog;
 
 #[derive(Debug)]
 pub struct HealthPoller {
     lease: Lease,
     in_flight: Option<u32>,
-    sending: OutcomeLog,
+    log: HealthLog,
 }
 
 impl HealthPoller {
@@ -25,7 +25,7 @@ impl HealthPoller {
         HealthPoller {
             lease: Lease::new(format!("prompter_filter.{scope}.health.next_poll_ms")),
             in_flight: None,
-            sending: OutcomeLog::default(),
+            log: HealthLog::default(),
         }
     }
 
@@ -47,19 +47,15 @@ impl HealthPoller {
         match hostcalls::dispatch_http_call(&health.cluster, headers, None, vec![], health.timeout)
         {
             Ok(token) => {
-                self.sending.succeeded();
+                self.log.sent();
                 self.in_flight = Some(token);
             }
             Err(status) => {
-                let reason = format!("{status:?}");
-                if self.sending.failed(&reason) {
-                    super::log(
-                        LogLevel::Warn,
-                        &format!(
-                            "prompter-filter: health check to cluster `{}` not sent: {reason}",
-                            health.cluster
-                        ),
-                    );
+                if let Some(line) = self
+                    .log
+                    .not_sent(&health.cluster, format_args!("{status:?}"))
+                {
+                    super::log(LogLevel::Warn, &line);
                 }
                 exchange::emit_redis_up(&shared.config, 0, &mut |event| shared.record(event));
             }

@@ -3,7 +3,7 @@
 //! [`PathsReader`], and publishes the learned templates in shared data; every VM takes them
 //! up on its next tick. A fetch or document that fails leaves every VM's table as it was.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
@@ -11,11 +11,8 @@ use proxy_wasm::types::{BufferType, LogLevel, MapType};
 use super::lease::Lease;
 use super::root::Shared;
 use crate::config::OpenApiFetch;
-use crate::openapi::{self, DocumentPaths, Learned, PathsReader};
-use crate::outcome_log::OutcomeLog;
-/// A fetch without a usable answer (none, or 5xx) is tried again this soon, within the
-/// interval: at start the API may not listen yet.
-const RETRY: Duration = Duration::from_secs(5);
+use crate::openapi::{self, DocumentPaths, Learned};
+use crate::upkeep::{self, FetchFailure, FetchLog};
 /// Bytes of the document copied into the VM at a time.
 const SLICE: usize = 64 * 1024;
 
@@ -30,13 +27,7 @@ pub struct RouteLearner {
     in_flight: Option<u32>,
     /// Generation of the shared table this VM uses (0: none yet).
     generation: u64,
-    fetches: OutcomeLog,
-}
-
-/// Why a fetch taught nothing, and whether to try again before the interval is over.
-struct Failure {
-    reason: String,
-    retry_soon: bool,
+    log: FetchLog,
 }
 
 impl RouteLearner {
@@ -50,7 +41,7 @@ impl RouteLearner {
             generation_key: key("generation"),
             in_flight: None,
             generation: 0,
-            fetches: OutcomeLog::default(),
+            log: FetchLog::default(),
         }
     }
 
@@ -85,10 +76,7 @@ impl RouteLearner {
                 shared,
                 fetch,
                 now_ms,
-                Failure {
-                    reason: format!("not sent to cluster `{}`: {status:?}", fetch.cluster),
-                    retry_soon: true,
-                },
+                FetchFailure::not_sent(&fetch.cluster, format_args!("{status:?}")),
             ),
         }
     }
@@ -107,30 +95,24 @@ impl RouteLearner {
         }
     }
 
-    fn failed(&mut self, shared: &Shared, fetch: &OpenApiFetch, now_ms: u64, failure: Failure) {
-        if failure.retry_soon {
-            let retry = RETRY.min(fetch.interval.max(Duration::from_secs(1)));
+    fn failed(
+        &mut self,
+        shared: &Shared,
+        fetch: &OpenApiFetch,
+        now_ms: u64,
+        failure: FetchFailure,
+    ) {
+        if let Some(retry) = failure.retry_in(fetch) {
             self.lease.due_by(now_ms + retry.as_millis() as u64);
         }
-        // An API without a document would say so every interval, forever.
-        if !self.fetches.failed(&failure.reason) {
-            return;
-        }
         let kept = shared.learned.borrow().len();
-        super::log(
-            LogLevel::Warn,
-            &format!(
-                "prompter-filter: OpenAPI document {}: {}; the route table stays as it was ({kept} learned route{})",
-                fetch.path,
-                failure.reason,
-                if kept == 1 { "" } else { "s" }
-            ),
-        );
+        if let Some(line) = self.log.failed(fetch, &failure, kept) {
+            super::log(LogLevel::Warn, &line);
+        }
     }
 
     /// Shares a new table with every VM and uses it here; an unchanged one is left alone.
     fn publish(&mut self, shared: &Shared, fetch: &OpenApiFetch, learned: Learned) {
-        let recovered = self.fetches.succeeded();
         let text = learned.to_text();
         let (generation, cas) = self.shared_generation();
         let current = hostcalls::get_shared_data(&self.routes_key)
@@ -138,14 +120,8 @@ impl RouteLearner {
             .and_then(|(value, _)| value)
             .unwrap_or_default();
         if generation > 0 && current == text.as_bytes() {
-            if recovered {
-                super::log(
-                    LogLevel::Info,
-                    &format!(
-                        "prompter-filter: OpenAPI document {}: read again, routes unchanged",
-                        fetch.path
-                    ),
-                );
+            if let Some(line) = self.log.unchanged(fetch) {
+                super::log(LogLevel::Info, &line);
             }
             self.adopt(shared);
             return;
@@ -159,14 +135,7 @@ impl RouteLearner {
                     cas,
                 )
             });
-        super::log(
-            LogLevel::Info,
-            &format!(
-                "prompter-filter: OpenAPI document {}: learned {}",
-                fetch.path,
-                learned.summary()
-            ),
-        );
+        super::log(LogLevel::Info, &self.log.learned(fetch, &learned));
         if let Err(status) = shared_ok {
             super::log(
                 LogLevel::Warn,
@@ -206,46 +175,25 @@ impl RouteLearner {
 }
 
 /// The `paths` keys of the answer, or why there are none to learn from.
-fn read(fetch: &OpenApiFetch, body_size: usize) -> Result<DocumentPaths, Failure> {
+fn read(fetch: &OpenApiFetch, body_size: usize) -> Result<DocumentPaths, FetchFailure> {
     let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
         .ok()
         .flatten()
         .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
-    let Some(status) = status else {
-        return Err(Failure {
-            reason: "no answer (reset, timeout or no upstream)".into(),
-            retry_soon: true,
-        });
-    };
-    if !(200..300).contains(&status) {
-        return Err(Failure {
-            reason: format!("answered {status}"),
-            retry_soon: status >= 500,
-        });
-    }
-    let refused = |error: openapi::DocumentError| Failure {
-        reason: format!("refused: {error}"),
-        retry_soon: false,
-    };
-    let limits = fetch.limits;
-    if body_size > limits.max_bytes {
-        return Err(refused(openapi::DocumentError::TooLarge {
-            limit: limits.max_bytes,
-        }));
-    }
-    let mut reader = PathsReader::new(limits);
-    let mut offset = 0;
-    while offset < body_size {
-        let len = SLICE.min(body_size - offset);
-        let chunk = hostcalls::get_buffer(BufferType::HttpCallResponseBody, offset, len)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        if chunk.is_empty() {
-            break;
+    upkeep::read_answer(fetch, status, body_size, |reader| {
+        let mut offset = 0;
+        while offset < body_size {
+            let len = SLICE.min(body_size - offset);
+            let chunk = hostcalls::get_buffer(BufferType::HttpCallResponseBody, offset, len)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if chunk.is_empty() {
+                break;
+            }
+            reader.feed(&chunk)?;
+            offset += chunk.len();
         }
-        reader.feed(&chunk).map_err(refused)?;
-        offset += chunk.len();
-    }
-    reader.finish().map_err(refused)
+        Ok(())
+    })
 }

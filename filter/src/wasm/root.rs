@@ -121,17 +121,7 @@ impl RootContext for PluginRoot {
                 return false;
             }
         };
-        super::log(
-            LogLevel::Info,
-            &format!(
-                "prompter-filter: service={} env={}, {} routes, health {} every {}s",
-                config.service,
-                config.env,
-                config.routes.len(),
-                config.health.path,
-                config.health.interval.as_secs()
-            ),
-        );
+        super::log(LogLevel::Info, &config.summary());
         let polls = !config.health.interval.is_zero();
         let scope = shared_state_scope(&raw);
         let shared = Rc::new(Shared {
