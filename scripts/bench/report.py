@@ -34,6 +34,12 @@ MB = 1024 * 1024
 # allocator since 8ddda51, which took ~1,600 instructions per request off "ours over reads"
 # for every module (21,122 for that module in the host of then).
 OWN_INSTRUCTIONS_BEFORE = 19_174
+# The same in Envoy's V8 (scripts/bench/envoy-instructions --wasm's count, Envoy's instructions
+# per request of the mix): e02670f's module built by its own scripts/build-wasm, counted with
+# today's harness in two rounds of 3,000 requests beside today's reads-only filter (245,482 and
+# 244,936 against 220,065 and 220,178). In V8 a host call costs more, and our work makes more
+# of them, so the share that is ours to cut is smaller there.
+OWN_V8_INSTRUCTIONS_BEFORE = 25_087
 # Every target, in the order of the tables.
 TARGETS = ("bare", "empty", "reads", "ours", "declared", "native", "host")
 STREAMED = ("bare", "empty", "ours", "declared", "native")
@@ -226,7 +232,10 @@ def native_budgets(p, load, cpu, streams, stats, stat_names, instructions):
         before = OWN_INSTRUCTIONS_BEFORE
         if {"ours", "reads"} <= wasm.keys():
             after = wasm["ours"] - wasm["reads"]
-            counted = f"instructions {before:,} → {after:,} = **{after / before - 1:+.0%}**"
+            counted = (
+                f"instructions (wasmtime host) {before:,} → {after:,} = "
+                f"**{after / before - 1:+.0%}**"
+            )
             halved = after * 2 <= before
         else:
             counted, halved = "instructions not counted in this run", False
@@ -242,14 +251,19 @@ def native_budgets(p, load, cpu, streams, stats, stat_names, instructions):
         # Instructions turned into requests/s: the same work per request at the same speed
         # (both are Envoy with one V8 module; only what the module does differs).
         ours, empty = envoy["wasm_ours"][0], envoy["wasm_empty"][0]
-        after = wasm["ours"] - wasm["reads"] if {"ours", "reads"} <= wasm.keys() else None
-        halved = after is not None and after * 2 <= OWN_INSTRUCTIONS_BEFORE
+        own = ""
+        halved = False
+        if "wasm_reads" in envoy:
+            after = ours - envoy["wasm_reads"][0]
+            before = OWN_V8_INSTRUCTIONS_BEFORE
+            halved = after * 2 <= before
+            own = f"; ours over the reads-only floor in V8 {before:,} → {after:,} = **{after / before - 1:+.0%}**"
         p(
             "| (same budget, counted: Envoy's instructions per request with each module in V8, "
             "callgrind, `scripts/bench/envoy-instructions --wasm`; the empty filter's count over "
             "ours is the share of its requests/s ours keeps at the same speed) | "
-            f"{ours:,} vs {empty:,} = **{empty / ours:.1%}**; own cost halved: "
-            f"{'yes' if halved else 'no'} | {met(empty / ours >= 0.80 and halved)} |"
+            f"{ours:,} vs {empty:,} = **{empty / ours:.1%}**{own} | "
+            f"{met(empty / ours >= 0.80 and halved)} |"
         )
     if "native" in load and "bare" in load:
         ratio = load["native"]["rps"] / load["bare"]["rps"]
