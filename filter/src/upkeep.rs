@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::OpenApiFetch;
-use crate::openapi::{DocumentError, DocumentPaths, Learned, PathsReader};
+use crate::openapi::{plural, DocumentError, DocumentPaths, Learned, PathsReader};
 use crate::outcome_log::OutcomeLog;
 
 /// A fetch without a usable answer (none, or 5xx) is tried again this soon, within the
@@ -14,7 +14,7 @@ use crate::outcome_log::OutcomeLog;
 const RETRY: Duration = Duration::from_secs(5);
 
 /// Why a fetch of the OpenAPI document taught nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct FetchFailure {
     reason: String,
     /// Worth trying again before the interval is over (no answer, or the API's own error).
@@ -98,7 +98,7 @@ impl FetchLog {
                  ({kept} learned route{})",
                 fetch.path,
                 failure.reason,
-                if kept == 1 { "" } else { "s" }
+                plural(kept)
             )
         })
     }
