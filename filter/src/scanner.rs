@@ -356,6 +356,11 @@ fn quote_or_backslash(rest: &[u8]) -> Option<usize> {
     bytes::find2(head, b'"', b'\\').or_else(|| Some(HEAD + memchr2(b'"', b'\\', tail)?))
 }
 
+/// The byte after a backslash that makes a whole escape (all but `\u`'s).
+fn is_one_byte_escape(b: u8) -> bool {
+    matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+}
+
 /// Per-body state. Creating one and feeding it never allocates on the heap.
 #[derive(Debug, Clone)]
 pub struct JsonFieldScanner {
@@ -658,6 +663,14 @@ impl JsonFieldScanner {
             if rest.get(pos) == Some(&b'"') {
                 self.end_string(level, kind);
                 return i;
+            }
+            // In a string nobody wants, a one-byte escape (`\"`, `\n`...) needs checking, not
+            // decoding: stepped over here, where a text full of escaped quotes stops the scan.
+            let escaped = rest.get(pos + 1).copied();
+            if !self.capture && escaped.is_some_and(is_one_byte_escape) {
+                self.string_len += 1;
+                i += 1;
+                continue;
             }
             self.esc = Esc::Backslash;
         }
