@@ -134,9 +134,9 @@ def cpu_table(data):
 
 def stream_table(data):
     by = defaultdict(list)
-    for target, size, _rep, ttfb, speed, size_down, code in data["stream"]:
+    for target, size, rep, ttfb, speed, size_down, code in data["stream"]:
         by[(target, int(size))].append(
-            {"ttfb": float(ttfb), "speed": float(speed), "bytes": int(size_down), "code": code}
+            {"rep": rep, "ttfb": float(ttfb), "speed": float(speed), "bytes": int(size_down), "code": code}
         )
     out = {}
     for key, rows in by.items():
@@ -146,8 +146,28 @@ def stream_table(data):
             "bytes": statistics.median(r["bytes"] for r in rows),
             "n": len(rows),
             "bad": sum(1 for r in rows if r["code"] != "200"),
+            "speed_by_rep": {r["rep"]: r["speed"] for r in rows},
         }
     return out
+
+
+def paired_speed_ratio(a, b):
+    """The median over repetitions of a's throughput over b's in the same repetition: the
+    targets alternate transfer by transfer, so each pair saw the same machine, where the two
+    medians can sit on different stretches of a drifting one (single transfers move by
+    ±30 %)."""
+    ratios = [speed / b["speed_by_rep"][rep] for rep, speed in a["speed_by_rep"].items() if rep in b["speed_by_rep"]]
+    return statistics.median(ratios)
+
+
+def throughput_cell(a, b):
+    """`a vs b MB/s (medians); paired by repetition X%`, and the paired ratio."""
+    ratio = paired_speed_ratio(a, b)
+    return (
+        f"{a['speed'] / 1e6:.0f} vs {b['speed'] / 1e6:.0f} MB/s (medians: {a['speed'] / b['speed']:.1%}); "
+        f"paired transfer by transfer **{ratio:.1%}**",
+        ratio,
+    )
 
 
 def instruction_counts(data):
@@ -300,10 +320,10 @@ def native_budgets(p, load, cpu, streams, stats, stat_names, instructions):
     for size in (2 * MB, 64 * MB):
         native, bare = streams.get(("native", size)), streams.get(("bare", size))
         if native and bare:
-            ratio = native["speed"] / bare["speed"]
+            cell, ratio = throughput_cell(native, bare)
             p(
                 f"| native module: {size // MB} MB response throughput ≥ 97 % of bare Envoy | "
-                f"{native['speed'] / 1e6:.0f} vs {bare['speed'] / 1e6:.0f} MB/s = **{ratio:.1%}** | {met(ratio >= 0.97)} |"
+                f"{cell} | {met(ratio >= 0.97)} |"
             )
             limit = bare["ttfb"] * 1.10 + 0.0005
             p(
@@ -445,8 +465,7 @@ def declared_section(p, load, cpu, streams, hostcalls, data, paired, criterion_r
         if ours and declared:
             p(
                 f"- {size // MB} MB run response (`usage` after the `output`): "
-                f"{declared['speed'] / 1e6:.0f} vs {ours['speed'] / 1e6:.0f} MB/s "
-                f"({declared['speed'] / ours['speed']:.1%}), time to first byte "
+                f"{throughput_cell(declared, ours)[0]}, time to first byte "
                 f"{declared['ttfb'] * 1e3:.2f} vs {ours['ttfb'] * 1e3:.2f} ms."
             )
     if data["declaredstat"]:
@@ -538,10 +557,10 @@ def main():
     for size in (2 * MB, 64 * MB):
         ours, empty = streams.get(("ours", size)), streams.get(("empty", size))
         if ours and empty:
-            ratio = ours["speed"] / empty["speed"]
+            cell, ratio = throughput_cell(ours, empty)
             p(
                 f"| {size // MB} MB response: throughput ≥ 90 % of the empty filter | "
-                f"{ours['speed'] / 1e6:.0f} vs {empty['speed'] / 1e6:.0f} MB/s = **{ratio:.1%}** | {met(ratio >= 0.90)} |"
+                f"{cell} | {met(ratio >= 0.90)} |"
             )
     for size in (2 * MB, 64 * MB):
         ours, empty = streams.get(("ours", size)), streams.get(("empty", size))
@@ -689,7 +708,10 @@ def main():
     p(
         "POST `/api/prompt-templates/t-1/run?output_bytes=N` (the sample API streams N bytes of "
         "JSON-escaped lorem output, then the fields the filter reads), curl, one at a time, targets "
-        "alternating; medians of time to first byte and download speed."
+        "alternating; medians of time to first byte and download speed. The throughput budgets "
+        "take the median of the ratios of transfers made in the same repetition (paired), since "
+        "single transfers move by ±30 % with the machine: medians of all transfers alone once "
+        "put the native module at 90.3 % of bare Envoy where its paired transfers gave 98.8 %."
     )
     p("")
     p("| response | target | bytes on the wire | runs | time to first byte | throughput | failed |")
