@@ -356,9 +356,17 @@ fn quote_or_backslash(rest: &[u8]) -> Option<usize> {
     bytes::find2(head, b'"', b'\\').or_else(|| Some(HEAD + memchr2(b'"', b'\\', tail)?))
 }
 
-/// The byte after a backslash that makes a whole escape (all but `\u`'s).
-fn is_one_byte_escape(b: u8) -> bool {
-    matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+/// What a one-byte escape (all but `\u`'s) stands for, by the byte after its backslash.
+fn one_byte_escape(b: u8) -> Option<u8> {
+    match b {
+        b'"' | b'\\' | b'/' => Some(b),
+        b'b' => Some(0x08),
+        b'f' => Some(0x0c),
+        b'n' => Some(b'\n'),
+        b'r' => Some(b'\r'),
+        b't' => Some(b'\t'),
+        _ => None,
+    }
 }
 
 /// Per-body state. Creating one and feeding it never allocates on the heap.
@@ -667,7 +675,7 @@ impl JsonFieldScanner {
             // In a string nobody wants, a one-byte escape (`\"`, `\n`...) needs checking, not
             // decoding: stepped over here, where a text full of escaped quotes stops the scan.
             let escaped = rest.get(pos + 1).copied();
-            if !self.capture && escaped.is_some_and(is_one_byte_escape) {
+            if !self.capture && escaped.and_then(one_byte_escape).is_some() {
                 self.string_len += 1;
                 i += 1;
                 continue;
@@ -680,12 +688,6 @@ impl JsonFieldScanner {
     /// One byte of an escape sequence; false if the escape is malformed.
     fn escape_byte(&mut self, b: u8) -> bool {
         let decoded = match (self.esc, b) {
-            (Esc::Backslash, b'"' | b'\\' | b'/') => b,
-            (Esc::Backslash, b'b') => 0x08,
-            (Esc::Backslash, b'f') => 0x0c,
-            (Esc::Backslash, b'n') => b'\n',
-            (Esc::Backslash, b'r') => b'\r',
-            (Esc::Backslash, b't') => b'\t',
             (Esc::Backslash, b'u') => {
                 self.esc = Esc::Hex(0, 0);
                 return true;
@@ -703,7 +705,11 @@ impl JsonFieldScanner {
                 }
                 return true;
             }
-            _ => return false,
+            (Esc::Backslash, _) => match one_byte_escape(b) {
+                Some(decoded) => decoded,
+                None => return false,
+            },
+            (Esc::None, _) => return false,
         };
         self.esc = Esc::None;
         self.emit(&[decoded]);
