@@ -3,6 +3,7 @@
 //! writes to the log. The glues only send the callouts and hand over what came back.
 
 use std::fmt;
+use std::ops::Add;
 use std::time::Duration;
 
 use crate::config::OpenApiFetch;
@@ -12,6 +13,26 @@ use crate::outcome_log::OutcomeLog;
 /// A fetch without a usable answer (none, or 5xx) is tried again this soon, within the
 /// interval: at start the API may not listen yet.
 const RETRY: Duration = Duration::from_secs(5);
+
+/// When a job that was due at `due` and starts at `now` is next due, `interval` on.
+///
+/// On the schedule, not `interval` after `now`: ticks are not punctual (Envoy arms a VM's
+/// next tick from its event loop's cached time; the native module's ticks wait their turn on
+/// the main thread), and a tick that came a moment before `now + interval` would push the job
+/// to the tick after, so that it ran every second interval. A job more than an interval
+/// behind (a stalled loop) starts a new schedule from `now` rather than run at every tick to
+/// catch up.
+pub fn next_due<T>(due: T, now: T, interval: Duration) -> T
+where
+    T: Copy + Ord + Add<Duration, Output = T>,
+{
+    let on_schedule = due + interval;
+    if on_schedule > now {
+        on_schedule
+    } else {
+        now + interval
+    }
+}
 
 /// Why a fetch of the OpenAPI document taught nothing.
 #[derive(Debug)]
@@ -164,6 +185,54 @@ mod tests {
         read_answer(&fetch(60), status, body.len(), |reader| {
             body.as_bytes().chunks(3).try_for_each(|c| reader.feed(c))
         })
+    }
+
+    /// How many times a job runs in `span` when each of `tickers` ticks every `period` from
+    /// its own phase (ms), the job run by whichever tick finds it due first.
+    fn runs(tickers: &[u64], period: u64, interval: u64, span: u64) -> usize {
+        let mut ticks: Vec<u64> = tickers
+            .iter()
+            .flat_map(|&phase| (phase..span).step_by(period as usize))
+            .collect();
+        ticks.sort_unstable();
+        let interval = Duration::from_millis(interval);
+        let mut due = Duration::ZERO;
+        let mut count = 0;
+        for tick in ticks.into_iter().map(Duration::from_millis) {
+            if tick >= due {
+                due = next_due(due, tick, interval);
+                count += 1;
+            }
+        }
+        count
+    }
+
+    #[test]
+    fn ticks_a_little_early_still_run_the_job_once_per_interval() {
+        // Each tick 2 ms short of a second after the one before: a job due a whole interval
+        // after it last ran would run at every second tick, 50 times in 100 s.
+        assert_eq!(runs(&[0], 998, 1_000, 100_000), 100);
+        assert_eq!(runs(&[0], 1_003, 1_000, 100_000), 100);
+    }
+
+    #[test]
+    fn workers_ticking_at_their_own_phases_run_the_job_once_per_interval_between_them() {
+        assert_eq!(runs(&[0, 300, 600], 1_000, 1_000, 100_000), 100);
+        assert_eq!(runs(&[0, 1, 2], 999, 1_000, 100_000), 100);
+        assert_eq!(runs(&[0, 300, 600], 1_000, 5_000, 100_000), 20);
+    }
+
+    #[test]
+    fn a_job_far_behind_starts_again_from_now_without_catching_up() {
+        let second = Duration::from_secs(1);
+        let due = Duration::from_secs(10);
+        let now = Duration::from_secs(14);
+        assert_eq!(next_due(due, now, second), now + second);
+        assert_eq!(
+            next_due(due, due + second / 2, second),
+            due + second,
+            "a late tick keeps the schedule"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::abi::{self, CalloutAnswer, EnvoyConfig, CALLOUT_SUCCESS};
 use crate::config::Config;
 use crate::events::Event;
 use crate::exchange;
-use crate::upkeep::HealthLog;
+use crate::upkeep::{self, HealthLog};
 
 #[derive(Debug)]
 pub struct HealthPoller {
@@ -41,7 +41,7 @@ impl HealthPoller {
             return;
         }
         let health = &config.health;
-        self.next = now + health.interval;
+        self.next = upkeep::next_due(self.next, now, health.interval);
         let headers = [
             (":method", "GET"),
             (":path", health.path.as_str()),

@@ -43,10 +43,13 @@ impl RouteLearner {
         envoy: EnvoyConfig,
         now: Instant,
     ) {
-        if self.in_flight.is_some() || self.next.is_none_or(|next| now < next) {
+        let Some(due) = self
+            .next
+            .filter(|&due| now >= due && self.in_flight.is_none())
+        else {
             return;
-        }
-        self.next = (!fetch.interval.is_zero()).then(|| now + fetch.interval);
+        };
+        self.next = (!fetch.interval.is_zero()).then(|| upkeep::next_due(due, now, fetch.interval));
         let headers = [
             (":method", "GET"),
             (":path", fetch.path.as_str()),

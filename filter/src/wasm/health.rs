@@ -34,8 +34,10 @@ impl HealthPoller {
             return;
         }
         let now_ms = super::now_nanos(now) / 1_000_000;
-        let interval_ms = shared.config.health.interval.as_millis() as u64;
-        if !self.lease.claim(now_ms, now_ms + interval_ms) {
+        if !self
+            .lease
+            .claim(now_ms, Some(shared.config.health.interval))
+        {
             return;
         }
         let health = &shared.config.health;

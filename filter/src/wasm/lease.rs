@@ -2,7 +2,11 @@
 //! compare-and-swap on a shared-data key holding the time the job is next due elects the one
 //! that does it.
 
+use std::time::Duration;
+
 use proxy_wasm::hostcalls;
+
+use crate::upkeep;
 
 #[derive(Debug)]
 pub struct Lease {
@@ -21,10 +25,19 @@ impl Lease {
         Lease { key }
     }
 
-    /// If the job is due at `now_ms`, makes it next due at `next_ms`; true when this VM won.
-    pub fn claim(&self, now_ms: u64, next_ms: u64) -> bool {
+    /// If the job is due at `now_ms`, makes it next due an `interval` on
+    /// ([`upkeep::next_due`]; `None`: never again); true when this VM won.
+    pub fn claim(&self, now_ms: u64, interval: Option<Duration>) -> bool {
         match self.due() {
             Some((due, cas)) if now_ms >= due => {
+                let next_ms = interval.map_or(u64::MAX, |interval| {
+                    let next = upkeep::next_due(
+                        Duration::from_millis(due),
+                        Duration::from_millis(now_ms),
+                        interval,
+                    );
+                    u64::try_from(next.as_millis()).unwrap_or(u64::MAX)
+                });
                 hostcalls::set_shared_data(&self.key, Some(next_ms.to_string().as_bytes()), cas)
                     .is_ok()
             }

@@ -56,12 +56,8 @@ impl RouteLearner {
             return;
         }
         let now_ms = super::now_nanos(now) / 1_000_000;
-        let next_ms = if fetch.interval.is_zero() {
-            u64::MAX
-        } else {
-            now_ms.saturating_add(fetch.interval.as_millis() as u64)
-        };
-        if !self.lease.claim(now_ms, next_ms) {
+        let interval = (!fetch.interval.is_zero()).then_some(fetch.interval);
+        if !self.lease.claim(now_ms, interval) {
             return;
         }
         let headers = vec![

@@ -72,7 +72,8 @@ fn learn_keep_and_replace(
     let before = sample.api().openapi_served();
     std::thread::sleep(Duration::from_secs(4));
     let fetches = sample.api().openapi_served() - before;
-    assert!((3..=6).contains(&fetches), "{fetches} fetches in 4 s");
+    // Four, one either side for where the window falls between fetches.
+    assert!((3..=5).contains(&fetches), "{fetches} fetches in 4 s");
 
     for (mode, reason) in [
         ("broken", "refused: it is not JSON: it ends early"),
