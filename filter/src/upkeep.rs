@@ -14,7 +14,8 @@ use crate::outcome_log::OutcomeLog;
 /// interval: at start the API may not listen yet.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// When a job that was due at `due` and starts at `now` is next due, `interval` on.
+/// When a job that was due at `due` and starts at `now` is next due, `interval` on; `None`:
+/// never again (an interval of zero: the job runs once).
 ///
 /// On the schedule, not `interval` after `now`: ticks are not punctual (Envoy arms a VM's
 /// next tick from its event loop's cached time; the native module's ticks wait their turn on
@@ -22,16 +23,19 @@ const RETRY: Duration = Duration::from_secs(5);
 /// to the tick after, so that it ran every second interval. A job more than an interval
 /// behind (a stalled loop) starts a new schedule from `now` rather than run at every tick to
 /// catch up.
-pub fn next_due<T>(due: T, now: T, interval: Duration) -> T
+pub fn next_due<T>(due: T, now: T, interval: Duration) -> Option<T>
 where
     T: Copy + Ord + Add<Duration, Output = T>,
 {
+    if interval.is_zero() {
+        return None;
+    }
     let on_schedule = due + interval;
-    if on_schedule > now {
+    Some(if on_schedule > now {
         on_schedule
     } else {
         now + interval
-    }
+    })
 }
 
 /// Why a fetch of the OpenAPI document taught nothing.
@@ -196,11 +200,11 @@ mod tests {
             .collect();
         ticks.sort_unstable();
         let interval = Duration::from_millis(interval);
-        let mut due = Duration::ZERO;
+        let mut due = Some(Duration::ZERO);
         let mut count = 0;
         for tick in ticks.into_iter().map(Duration::from_millis) {
-            if tick >= due {
-                due = next_due(due, tick, interval);
+            if let Some(now_due) = due.filter(|&due| tick >= due) {
+                due = next_due(now_due, tick, interval);
                 count += 1;
             }
         }
@@ -223,14 +227,19 @@ mod tests {
     }
 
     #[test]
+    fn a_job_without_an_interval_runs_once() {
+        assert_eq!(runs(&[0, 300, 600], 1_000, 0, 100_000), 1);
+    }
+
+    #[test]
     fn a_job_far_behind_starts_again_from_now_without_catching_up() {
         let second = Duration::from_secs(1);
         let due = Duration::from_secs(10);
         let now = Duration::from_secs(14);
-        assert_eq!(next_due(due, now, second), now + second);
+        assert_eq!(next_due(due, now, second), Some(now + second));
         assert_eq!(
             next_due(due, due + second / 2, second),
-            due + second,
+            Some(due + second),
             "a late tick keeps the schedule"
         );
     }

@@ -11,7 +11,8 @@ use crate::upkeep::{self, HealthLog};
 
 #[derive(Debug)]
 pub struct HealthPoller {
-    next: Instant,
+    /// When the next poll is due (always some: the poller exists only with an interval).
+    next: Option<Instant>,
     in_flight: Option<u64>,
     log: HealthLog,
 }
@@ -20,7 +21,7 @@ impl HealthPoller {
     /// Polls on the first tick.
     pub fn new(now: Instant) -> Self {
         HealthPoller {
-            next: now,
+            next: Some(now),
             in_flight: None,
             log: HealthLog::default(),
         }
@@ -37,11 +38,14 @@ impl HealthPoller {
         now: Instant,
         record: &mut impl FnMut(Event<'_>),
     ) {
-        if self.in_flight.is_some() || now < self.next {
+        if self.in_flight.is_some() {
             return;
         }
+        let Some(due) = self.next.filter(|&due| now >= due) else {
+            return;
+        };
         let health = &config.health;
-        self.next = upkeep::next_due(self.next, now, health.interval);
+        self.next = upkeep::next_due(due, now, health.interval);
         let headers = [
             (":method", "GET"),
             (":path", health.path.as_str()),

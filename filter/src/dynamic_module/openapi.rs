@@ -43,13 +43,13 @@ impl RouteLearner {
         envoy: EnvoyConfig,
         now: Instant,
     ) {
-        let Some(due) = self
-            .next
-            .filter(|&due| now >= due && self.in_flight.is_none())
-        else {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let Some(due) = self.next.filter(|&due| now >= due) else {
             return;
         };
-        self.next = (!fetch.interval.is_zero()).then(|| upkeep::next_due(due, now, fetch.interval));
+        self.next = upkeep::next_due(due, now, fetch.interval);
         let headers = [
             (":method", "GET"),
             (":path", fetch.path.as_str()),

@@ -34,10 +34,7 @@ impl HealthPoller {
             return;
         }
         let now_ms = super::now_nanos(now) / 1_000_000;
-        if !self
-            .lease
-            .claim(now_ms, Some(shared.config.health.interval))
-        {
+        if !self.lease.claim(now_ms, shared.config.health.interval) {
             return;
         }
         let health = &shared.config.health;

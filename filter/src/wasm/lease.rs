@@ -26,16 +26,17 @@ impl Lease {
     }
 
     /// If the job is due at `now_ms`, makes it next due an `interval` on
-    /// ([`upkeep::next_due`]; `None`: never again); true when this VM won.
-    pub fn claim(&self, now_ms: u64, interval: Option<Duration>) -> bool {
+    /// ([`upkeep::next_due`]); true when this VM won.
+    pub fn claim(&self, now_ms: u64, interval: Duration) -> bool {
         match self.due() {
             Some((due, cas)) if now_ms >= due => {
-                let next_ms = interval.map_or(u64::MAX, |interval| {
-                    let next = upkeep::next_due(
-                        Duration::from_millis(due),
-                        Duration::from_millis(now_ms),
-                        interval,
-                    );
+                let next = upkeep::next_due(
+                    Duration::from_millis(due),
+                    Duration::from_millis(now_ms),
+                    interval,
+                );
+                // Never again: due at the end of time.
+                let next_ms = next.map_or(u64::MAX, |next| {
                     u64::try_from(next.as_millis()).unwrap_or(u64::MAX)
                 });
                 hostcalls::set_shared_data(&self.key, Some(next_ms.to_string().as_bytes()), cas)

@@ -56,8 +56,7 @@ impl RouteLearner {
             return;
         }
         let now_ms = super::now_nanos(now) / 1_000_000;
-        let interval = (!fetch.interval.is_zero()).then_some(fetch.interval);
-        if !self.lease.claim(now_ms, interval) {
+        if !self.lease.claim(now_ms, fetch.interval) {
             return;
         }
         let headers = vec![
